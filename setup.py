@@ -1,0 +1,48 @@
+"""Distribution of the multimodal-suite: retrieval, video understanding, and the
+shared multimodal core, on Keras 3 / TensorFlow."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="multimodal-suite",
+    version="0.1.0",
+    description=(
+        "Keras 3 / TensorFlow multimodal suite: image-text retrieval and "
+        "video understanding sharing one cross-modal attention core."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(
+        include=["common", "common.*", "retrieval", "retrieval.*",
+                 "video_understanding", "video_understanding.*"]
+    ),
+    install_requires=[
+        "tensorflow==2.21.*",
+        "keras==3.15.*",
+        "av>=12,<20",
+        "numpy>=1.26,<3",
+        "pillow>=10,<14",
+        "tqdm>=4.66,<5",
+        "matplotlib>=3.8,<4",
+    ],
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]==2.21.*"],
+        "serving": ["tensorflow-serving-api==2.21.*"],
+        "hub": ["tensorflow-hub>=0.16,<0.17"],
+        "dev": ["pytest>=8,<10", "ruff>=0.6"],
+        "bench": ["psutil>=5.9"],
+    },
+    entry_points={
+        "console_scripts": [],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: TensorFlow",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
