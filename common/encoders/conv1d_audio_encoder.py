@@ -71,7 +71,9 @@ class Conv1DAudioEncoder(keras.layers.Layer):
         self.fft_length = check_positive_int("fft_length", fft_length)
         self.sequence_stride = check_positive_int("sequence_stride", sequence_stride)
         if not filters:
-            raise ValueError(f"`filters` must list at least one width; received {filters!r}.")
+            raise ValueError(
+                f"`filters` must list at least one width; received {filters!r}."
+            )
         self.filters = tuple(check_positive_int("filters", f) for f in filters)
         self.kernel_size = check_positive_int("kernel_size", kernel_size)
         self.pool_size = check_positive_int("pool_size", pool_size)

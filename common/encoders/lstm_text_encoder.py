@@ -89,6 +89,14 @@ class LSTMTextEncoder(keras.layers.Layer):
             # padding and OOV entries; TextVectorization adds its own.
             if vocabulary[:2] == ["", "[UNK]"]:
                 vocabulary = vocabulary[2:]
+            table_size = len(vocabulary) + 2
+            if vocabulary_size is not None and vocabulary_size < table_size:
+                raise ValueError(
+                    f"`vocabulary_size`={vocabulary_size} is smaller than the "
+                    f"{table_size} entries of the given vocabulary (with padding "
+                    "and OOV)."
+                )
+            vocabulary_size = vocabulary_size or table_size
         self.vectorizer = keras.layers.TextVectorization(
             max_tokens=vocabulary_size,
             standardize=standardize,
@@ -97,15 +105,6 @@ class LSTMTextEncoder(keras.layers.Layer):
             vocabulary=vocabulary,
             name="vectorizer",
         )
-        if vocabulary is not None:
-            table_size = self.vectorizer.vocabulary_size()
-            if vocabulary_size is not None and vocabulary_size < table_size:
-                raise ValueError(
-                    f"`vocabulary_size`={vocabulary_size} is smaller than the "
-                    f"{table_size} entries of the given vocabulary (with padding "
-                    "and OOV)."
-                )
-            vocabulary_size = vocabulary_size or table_size
         self.vocabulary_size = check_positive_int("vocabulary_size", vocabulary_size)
         policy = self.dtype_policy
         self.embedding = keras.layers.Embedding(

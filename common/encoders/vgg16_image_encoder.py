@@ -1,6 +1,7 @@
 """VGG16 image encoder returning region features and a pooled vector."""
 
 import os
+import warnings
 
 import keras
 from keras import ops
@@ -13,7 +14,9 @@ _NOTOP_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 def _weights_cache_path():
-    keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    keras_home = os.environ.get(
+        "KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")
+    )
     return os.path.join(keras_home, "models", _NOTOP_WEIGHTS_FILE)
 
 
@@ -31,7 +34,8 @@ def build_vgg16_backbone(image_shape, weights):
         )
     if min(image_shape[:2]) < 32:
         raise ValueError(
-            f"VGG16 needs images of at least 32x32; received `image_shape` {image_shape}."
+            "VGG16 needs images of at least 32x32; received `image_shape` "
+            f"{image_shape}."
         )
     if weights is not None and weights != "imagenet":
         if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
@@ -55,9 +59,13 @@ def build_vgg16_backbone(image_shape, weights):
                 f"{_NOTOP_WEIGHTS_FILE} at {_weights_cache_path()} (or pass "
                 f"weights=PATH to a local copy, or weights=None). Cause: {error}"
             ) from error
-    backbone = keras.applications.VGG16(
-        include_top=False, weights=None, input_shape=image_shape
-    )
+    with warnings.catch_warnings():
+        # Other channel counts (e.g. frames stacked with their differences)
+        # are intended here; Keras warns about anything but 1 or 3.
+        warnings.filterwarnings("ignore", "This model usually expects 1 or 3")
+        backbone = keras.applications.VGG16(
+            include_top=False, weights=None, input_shape=image_shape
+        )
     if weights is not None:
         backbone.load_weights(os.fspath(weights))
     return backbone

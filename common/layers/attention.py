@@ -2,7 +2,6 @@
 
 from keras import ops
 
-
 # Scores are float32. A finite fill value (not -inf) makes a fully masked row
 # softmax to a uniform row, zeroed afterwards, instead of NaN, and keeps the
 # gradients through `where` finite.

@@ -107,9 +107,7 @@ class GraphAttention(keras.layers.Layer):
             initializer=self.kernel_initializer,
         )
         self.bias = (
-            self.add_weight(
-                name="bias", shape=(self.output_dim,), initializer="zeros"
-            )
+            self.add_weight(name="bias", shape=(self.output_dim,), initializer="zeros")
             if self.use_bias
             else None
         )
@@ -121,8 +119,12 @@ class GraphAttention(keras.layers.Layer):
         # b: batch, n/m: nodes, f: input features, h: heads, u: units
         z = ops.einsum("bnf,fhu->bhnu", node_features, self.kernel)
         z32 = ops.cast(z, "float32")
-        target = ops.einsum("bhnu,hu->bhn", z32, ops.cast(self.attention_target, "float32"))
-        source = ops.einsum("bhmu,hu->bhm", z32, ops.cast(self.attention_source, "float32"))
+        target = ops.einsum(
+            "bhnu,hu->bhn", z32, ops.cast(self.attention_target, "float32")
+        )
+        source = ops.einsum(
+            "bhmu,hu->bhm", z32, ops.cast(self.attention_source, "float32")
+        )
         scores = ops.leaky_relu(
             target[..., :, None] + source[..., None, :],
             negative_slope=self.negative_slope,

@@ -87,7 +87,9 @@ class SelfAttentionBlock(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, dtype=policy, name="mlp_norm"
         )
         self.mlp_hidden = keras.layers.Dense(
-            self.hidden_dim, activation=self.activation, dtype=policy,
+            self.hidden_dim,
+            activation=self.activation,
+            dtype=policy,
             name="mlp_hidden",
         )
         self.mlp_output = None  # width = input features, created in build()

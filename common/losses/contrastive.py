@@ -11,7 +11,10 @@ def _normalize(embeddings):
 
 
 def _check_pair(image_embeddings, text_embeddings):
-    image_shape, text_shape = tuple(image_embeddings.shape), tuple(text_embeddings.shape)
+    image_shape, text_shape = (
+        tuple(image_embeddings.shape),
+        tuple(text_embeddings.shape),
+    )
     if len(image_shape) != 2 or len(text_shape) != 2:
         raise ValueError(
             "Embeddings must be [batch, dim]; received image shape "

@@ -144,12 +144,19 @@ def plot_confusion_matrix(
             f"`confusion` must be [{num_classes}, {num_classes}] for "
             f"{num_classes} class names; received shape {matrix.shape}."
         )
-    shown = _safe_divide(matrix, matrix.sum(axis=1, keepdims=True)) if normalize else matrix
+    shown = (
+        _safe_divide(matrix, matrix.sum(axis=1, keepdims=True)) if normalize else matrix
+    )
     size = max(4.0, 0.6 * num_classes + 2.0)
     figure, axes = plt.subplots(figsize=(size + 1.0, size))
     image = axes.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04,
-                    label="fraction of true class" if normalize else "count")
+    figure.colorbar(
+        image,
+        ax=axes,
+        fraction=0.046,
+        pad=0.04,
+        label="fraction of true class" if normalize else "count",
+    )
     axes.set_xticks(range(num_classes), labels=class_names, rotation=45, ha="right")
     axes.set_yticks(range(num_classes), labels=class_names)
     axes.set_xlabel("predicted")
@@ -162,8 +169,15 @@ def plot_confusion_matrix(
                 text = f"{int(matrix[i, j])}"
                 if normalize:
                     text += f"\n{shown[i, j]:.2f}"
-                axes.text(j, i, text, ha="center", va="center", fontsize=8,
-                          color="white" if shown[i, j] > threshold else "black")
+                axes.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shown[i, j] > threshold else "black",
+                )
     figure.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)

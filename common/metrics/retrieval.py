@@ -128,7 +128,5 @@ def retrieval_metrics(similarity, text_to_image, ks=(1, 5, 10)):
     for direction, ranks in directions.items():
         metrics[f"{direction}_medr"] = float(np.floor(np.median(ranks)) + 1)
         metrics[f"{direction}_meanr"] = float(np.mean(ranks) + 1)
-    metrics["rsum"] = float(
-        sum(metrics[f"{d}_r{k}"] for d in directions for k in ks)
-    )
+    metrics["rsum"] = float(sum(metrics[f"{d}_r{k}"] for d in directions for k in ks))
     return metrics
