@@ -1,0 +1,1 @@
+"""Shared data helpers (filled in by the application issues)."""

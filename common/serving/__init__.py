@@ -1,0 +1,1 @@
+"""Shared serving helpers (filled in by the application issues)."""

@@ -1,0 +1,32 @@
+import math
+
+import keras
+import numpy as np
+
+from common.training import WarmupCosineDecay
+from common.testing import TestCase
+
+
+class WarmupCosineDecayTest(TestCase):
+    def test_matches_formula(self):
+        schedule = WarmupCosineDecay(1e-3, warmup_steps=10, decay_steps=100, alpha=0.1)
+        for step in (0, 5, 10, 35, 60, 110, 500):
+            if step < 10:
+                expected = 1e-3 * step / 10
+            else:
+                p = min(1.0, (step - 10) / 100)
+                expected = 1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+            self.assertAlmostEqual(float(schedule(step)), expected, places=8)
+
+    def test_serializes_and_drives_an_optimizer(self):
+        schedule = WarmupCosineDecay(1e-4, warmup_steps=0, decay_steps=10)
+        revived = keras.saving.deserialize_keras_object(
+            keras.saving.serialize_keras_object(schedule)
+        )
+        self.assertEqual(revived.get_config(), schedule.get_config())
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule)
+        variable = keras.Variable(np.ones(2, "float32"))
+        optimizer.apply_gradients([(np.ones(2, "float32"), variable)])
+        self.assertAlmostEqual(float(schedule(0)), 1e-4, places=9)
+        with self.assertRaisesRegex(ValueError, "decay_steps"):
+            WarmupCosineDecay(1e-4, warmup_steps=5, decay_steps=0)
