@@ -18,8 +18,14 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(
-        include=["common", "common.*", "retrieval", "retrieval.*",
-                 "video_understanding", "video_understanding.*"]
+        include=[
+            "common",
+            "common.*",
+            "retrieval",
+            "retrieval.*",
+            "video_understanding",
+            "video_understanding.*",
+        ]
     ),
     install_requires=[
         "tensorflow==2.21.*",

@@ -66,8 +66,12 @@ def export_versioned(write_fn, base_dir, version=None, keep=None):
         version = next_version(base_dir)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"`version` must be a positive integer; received {version!r}.")
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
-        raise ValueError(f"`keep` must be a positive integer or None; received {keep!r}.")
+    if keep is not None and (
+        isinstance(keep, bool) or not isinstance(keep, int) or keep < 1
+    ):
+        raise ValueError(
+            f"`keep` must be a positive integer or None; received {keep!r}."
+        )
     os.makedirs(base_dir, exist_ok=True)
     final_dir = os.path.join(base_dir, str(version))
     if os.path.exists(final_dir):

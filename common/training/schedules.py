@@ -35,7 +35,9 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, learning_rate, warmup_steps, decay_steps, alpha=0.0):
         if not learning_rate > 0:
-            raise ValueError(f"`learning_rate` must be > 0; received {learning_rate!r}.")
+            raise ValueError(
+                f"`learning_rate` must be > 0; received {learning_rate!r}."
+            )
         if int(warmup_steps) < 0 or int(decay_steps) < 1:
             raise ValueError(
                 "`warmup_steps` must be >= 0 and `decay_steps` >= 1; received "

@@ -4,7 +4,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common.export import export_versioned, list_versions, next_version, resolve_version_dir
+from common.export import (
+    export_versioned,
+    list_versions,
+    next_version,
+    resolve_version_dir,
+)
 from common.testing import TestCase
 
 
@@ -14,7 +19,9 @@ def write_small_savedmodel(path):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        "serve", lambda x: model(x), input_signature=[tf.TensorSpec((None, 3), name="x")]
+        "serve",
+        lambda x: model(x),
+        input_signature=[tf.TensorSpec((None, 3), name="x")],
     )
     archive.write_out(path, verbose=False)
 
@@ -25,7 +32,9 @@ class VersionedExportTest(TestCase):
         self.assertEqual(next_version(base), 1)
         first = export_versioned(write_small_savedmodel, base)
         second = export_versioned(write_small_savedmodel, base)
-        self.assertEqual([os.path.basename(first), os.path.basename(second)], ["1", "2"])
+        self.assertEqual(
+            [os.path.basename(first), os.path.basename(second)], ["1", "2"]
+        )
         self.assertEqual(list_versions(base), [1, 2])
         self.assertEqual(resolve_version_dir(base), second)
         self.assertEqual(resolve_version_dir(first), first)

@@ -57,7 +57,9 @@ class TestCaseHelpersTest(TestCase):
     def test_layer_check_catches_a_weight_without_gradient(self):
         with self.assertRaisesRegex(AssertionError, "without a gradient"):
             self.run_layer_test(
-                DeadWeight, {}, (np.ones((2, 3), "float32"),),
+                DeadWeight,
+                {},
+                (np.ones((2, 3), "float32"),),
                 run_mixed_precision_check=False,
             )
 
@@ -70,6 +72,8 @@ class TestCaseHelpersTest(TestCase):
     def test_shape_check_catches_a_wrong_shape(self):
         with self.assertRaises(AssertionError):
             self.run_layer_test(
-                keras.layers.Dense, {"units": 3}, (np.ones((2, 4), "float32"),),
+                keras.layers.Dense,
+                {"units": 3},
+                (np.ones((2, 4), "float32"),),
                 expected_output_shape=(2, 4),
             )

@@ -3,8 +3,8 @@ import math
 import keras
 import numpy as np
 
-from common.training import WarmupCosineDecay
 from common.testing import TestCase
+from common.training import WarmupCosineDecay
 
 
 class WarmupCosineDecayTest(TestCase):

@@ -1,0 +1,1 @@
+"""Image-text retrieval application (see the open issue)."""

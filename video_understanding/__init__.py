@@ -1,0 +1,1 @@
+"""Video understanding application (see the open issue)."""
