@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from common.layers.validation import check_optional_positive_int
+from common.layers.validation import check_optional_positive_int, check_shape_list
 
 
 @keras.saving.register_keras_serializable(package="common")
@@ -56,22 +56,8 @@ class EarlyFusion(keras.layers.Layer):
         )
 
     def _concat_shape(self, inputs_shape):
-        if not isinstance(inputs_shape, (list, tuple)) or len(inputs_shape) < 2:
-            raise ValueError(
-                "EarlyFusion takes a list of two or more tensors; received "
-                f"{inputs_shape!r}."
-            )
-        first = tuple(inputs_shape[0])
-        for index, shape in enumerate(inputs_shape):
-            shape = tuple(shape)
-            if len(shape) != len(first) or any(
-                a is not None and b is not None and a != b
-                for a, b in zip(shape[:-1], first[:-1], strict=True)
-            ):
-                raise ValueError(
-                    "EarlyFusion inputs must share all axes but the last; input "
-                    f"{index} has shape {shape}, input 0 has shape {first}."
-                )
+        inputs_shape = check_shape_list("EarlyFusion", inputs_shape, False)
+        first = inputs_shape[0]
         dims = [tuple(shape)[-1] for shape in inputs_shape]
         total = None if any(d is None for d in dims) else sum(dims)
         return first[:-1] + (total,)

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from common.layers.validation import check_choice
+from common.layers.validation import check_choice, check_shape_list
 
 LATE_FUSION_MODES = ("mean", "weighted", "max")
 
@@ -43,21 +43,7 @@ class LateFusion(keras.layers.Layer):
         self.modality_weights = None
 
     def build(self, inputs_shape):
-        if not isinstance(inputs_shape, (list, tuple)) or len(inputs_shape) < 2:
-            raise ValueError(
-                "LateFusion takes a list of two or more tensors; received "
-                f"{inputs_shape!r}."
-            )
-        first = tuple(inputs_shape[0])
-        for index, shape in enumerate(inputs_shape):
-            if len(tuple(shape)) != len(first) or any(
-                a is not None and b is not None and a != b
-                for a, b in zip(tuple(shape), first, strict=True)
-            ):
-                raise ValueError(
-                    "LateFusion inputs must all have the same shape; input "
-                    f"{index} has shape {tuple(shape)}, input 0 has {first}."
-                )
+        check_shape_list("LateFusion", inputs_shape, True)
         if self.mode == "weighted":
             self.modality_weights = self.add_weight(
                 name="modality_weights",

@@ -39,3 +39,30 @@ def check_same_batch(names_and_shapes):
     if len({b for _, b in known}) > 1:
         listed = ", ".join(f"{n}: {b}" for n, b in known)
         raise ValueError(f"Inputs must share one batch size; received {listed}.")
+
+
+def check_shape_list(layer_name, inputs_shape, compare_last_axis):
+    """Validates a list of >= 2 input shapes that must agree axis by axis.
+
+    All shapes must have the same rank and agree on every known axis, the last
+    one included only when `compare_last_axis`. Returns the shapes as tuples.
+    """
+    if not isinstance(inputs_shape, (list, tuple)) or len(inputs_shape) < 2:
+        raise ValueError(
+            f"{layer_name} takes a list of two or more tensors; received "
+            f"{inputs_shape!r}."
+        )
+    shapes = [tuple(shape) for shape in inputs_shape]
+    first = shapes[0]
+    end = None if compare_last_axis else -1
+    for index, shape in enumerate(shapes):
+        if len(shape) != len(first) or any(
+            a is not None and b is not None and a != b
+            for a, b in zip(shape[:end], first[:end], strict=True)
+        ):
+            what = "the same shape" if compare_last_axis else "all axes but the last"
+            raise ValueError(
+                f"{layer_name} inputs must share {what}; input {index} has shape "
+                f"{shape}, input 0 has shape {first}."
+            )
+    return shapes
