@@ -35,6 +35,7 @@ setup(
         "pillow>=10,<14",
         "tqdm>=4.66,<5",
         "matplotlib>=3.8,<4",
+        "tensorboard>=2.20,<3",
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
@@ -44,7 +45,9 @@ setup(
         "bench": ["psutil>=5.9"],
     },
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "mm-retrieval=retrieval.__main__:main",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

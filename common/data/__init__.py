@@ -1,1 +1,6 @@
-"""Shared data helpers (filled in by the application issues)."""
+"""Data helpers shared by the applications."""
+
+from common.data.images import decode_and_resize
+from common.data.report import SkipReport
+
+__all__ = ["SkipReport", "decode_and_resize"]

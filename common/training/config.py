@@ -1,0 +1,92 @@
+"""Dataclass configs: presets, `--set section.key=value` overrides, JSON."""
+
+import dataclasses
+import json
+import os
+
+
+def parse_value(text):
+    """A CLI value as JSON when it parses (numbers, bools, null, lists), else str."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(config, overrides):
+    """Applies `["section.key=value", ...]` to a nested dataclass config.
+
+    Raises:
+        ValueError: naming the override when the key does not exist or the
+            value has the wrong type.
+    """
+    for override in overrides or []:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise ValueError(f"Override {override!r} must look like section.key=value.")
+        target = config
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not dataclasses.is_dataclass(target) or not hasattr(target, part):
+                raise ValueError(f"Override {override!r}: no config section {part!r}.")
+            target = getattr(target, part)
+        field = parts[-1]
+        fields = (
+            {f.name: f for f in dataclasses.fields(target)}
+            if dataclasses.is_dataclass(target)
+            else {}
+        )
+        if field not in fields:
+            known = ", ".join(sorted(fields))
+            raise ValueError(
+                f"Override {override!r}: unknown key {field!r} (known: {known})."
+            )
+        value = parse_value(raw)
+        current = getattr(target, field)
+        if isinstance(current, bool) and not isinstance(value, bool):
+            raise ValueError(f"Override {override!r}: expected true or false.")
+        if (
+            isinstance(current, float)
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+        ):
+            value = float(value)
+        if isinstance(current, tuple) and isinstance(value, list):
+            value = tuple(value)
+        setattr(target, field, value)
+    return config
+
+
+def config_to_dict(config):
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls, data):
+    """Rebuilds a nested dataclass from `config_to_dict` output."""
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        field_type = field.type if isinstance(field.type, type) else None
+        if field_type is not None and dataclasses.is_dataclass(field_type):
+            value = config_from_dict(field_type, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+def save_config(config, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(config_to_dict(config), f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def load_config(cls, path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No config at {path!r}: is this a run directory?")
+    with open(path, encoding="utf-8") as f:
+        return config_from_dict(cls, json.load(f))

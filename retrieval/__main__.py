@@ -1,0 +1,149 @@
+"""Command line of the retrieval application: `python -m retrieval <command>`."""
+
+import argparse
+import json
+import sys
+
+DESCRIPTION = """Image-text retrieval: VGG16 image regions + LSTM text, joined by
+cross-modal attention, trained contrastively, evaluated with Recall@K, exported
+for TensorFlow Serving, and searchable by text or image."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m retrieval", description=DESCRIPTION
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("train", help="train a model into a run directory")
+    p.add_argument(
+        "--preset",
+        default="demo",
+        help="demo | flickr8k | flickr30k | coco (default: demo)",
+    )
+    p.add_argument(
+        "--data", help="dataset folder or manifest (demo: generated if absent)"
+    )
+    p.add_argument("--output", required=True, help="run directory, e.g. runs/NAME")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. training.epochs=3",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        help="mixed precision policy (mixed_float16 on GPU only)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored"),
+        default="default",
+        help="tf.distribute strategy (mirrored: all local GPUs)",
+    )
+    p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+
+    p = commands.add_parser("evaluate", help="Recall@K of a trained run")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--data", help="dataset (default: the one it was trained on)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--rerank-top-k", type=int, help="candidates to re-rank (0: none)")
+
+    p = commands.add_parser("export", help="export a TF Serving SavedModel version")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--output", default="saved_models/retrieval")
+    p.add_argument("--version", type=int, help="version number (default: next)")
+    p.add_argument("--keep", type=int, help="keep only the newest N versions")
+
+    p = commands.add_parser("index", help="export a search SavedModel over a gallery")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="retrieval SavedModel folder (or one version of it)",
+    )
+    p.add_argument("--images", required=True, help="gallery image folder")
+    p.add_argument("--output", default="saved_models/retrieval_index")
+    p.add_argument("--batch-size", type=int, default=32)
+
+    p = commands.add_parser("search", help="search an index by text or by image")
+    p.add_argument("--index", default="saved_models/retrieval_index")
+    p.add_argument("query", nargs="?", help="text query")
+    p.add_argument("--image", help="query image instead of text")
+    p.add_argument("-k", type=int, default=5, help="results (default 5)")
+    p.add_argument("--html", help="also write an HTML page of the results")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = commands.add_parser("explain", help="PNG of word-to-region attention")
+    p.add_argument("--run", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--text", required=True)
+    p.add_argument("--output", help="PNG path (default RUN/explain.png)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(args):
+    if args.command == "train":
+        from retrieval.config import get_config
+        from retrieval.train import train
+
+        overrides = list(args.overrides)
+        if args.precision:
+            overrides.append(f"training.precision={args.precision}")
+        config = get_config(args.preset, overrides)
+        if args.strategy != "default":
+            raise ValueError(
+                "--strategy mirrored is not available yet in this version (issue: "
+                "scale-out); train with the default strategy."
+            )
+        train(config, args.output, data_path=args.data, verbose=args.verbose)
+    elif args.command == "evaluate":
+        from retrieval.evaluate import evaluate
+
+        evaluate(
+            args.run,
+            data_path=args.data,
+            split=args.split,
+            rerank_top_k=args.rerank_top_k,
+        )
+    elif args.command == "export":
+        from retrieval.export import export
+
+        export(args.run, args.output, version=args.version, keep=args.keep)
+    elif args.command == "index":
+        from retrieval.index import build_index
+
+        build_index(args.model, args.images, args.output, batch_size=args.batch_size)
+    elif args.command == "search":
+        from retrieval.search import search, write_html
+
+        results, root = search(args.index, args.query, args.image, args.k)
+        label = args.query if args.query is not None else f"image {args.image}"
+        if args.json:
+            print(json.dumps([{"id": i, "score": s} for i, s in results], indent=2))
+        else:
+            print(f"Top {len(results)} for {label!r}:")
+            for rank, (image_id, score) in enumerate(results, start=1):
+                print(f"{rank:4d}  {score:7.3f}  {image_id}")
+        if args.html:
+            print(f"Wrote {write_html(args.html, label, results, root)}")
+    elif args.command == "explain":
+        from retrieval.explain import explain
+
+        explain(args.run, args.image, args.text, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Configuration of the retrieval application: dataclasses and presets."""
+
+import dataclasses
+
+from common.training.config import apply_overrides
+
+LOSSES = ("contrastive", "triplet")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the data is and how it is read.
+
+    Attributes:
+        path: dataset folder or manifest; `None` in `demo` generates data.
+        image_size: square side the images are resized to.
+        val_fraction: validation images when the data has no split.
+        test_fraction: test images when the data has no split.
+        seed: seed of that split.
+        augment: mild random crops in training.
+        cache: `"memory"`, `"none"`, or a file prefix for a disk cache.
+        max_image_pixels: larger images are skipped unread.
+        demo_train_images: demo data: training images.
+        demo_val_images: demo data: validation images.
+        demo_test_images: demo data: test images (distinct combinations).
+    """
+
+    path: str | None = None
+    image_size: int = 224
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    augment: bool = True
+    cache: str = "memory"
+    max_image_pixels: int = 50_000_000
+    demo_train_images: int = 1500
+    demo_val_images: int = 100
+    demo_test_images: int = 300
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The model's shape.
+
+    Attributes:
+        weights: VGG16 weights: `"imagenet"`, `None`, or a local file path.
+        feature_layer: VGG16 layer giving the regions.
+        embedding_dim: joint embedding size (also the region/token width).
+        vocabulary_size: token table size (with padding and OOV).
+        sequence_length: tokens kept per caption.
+        word_embedding_dim: token embedding size.
+        text_hidden_dim: LSTM units per direction.
+        bidirectional: bidirectional LSTM.
+        num_heads: cross-modal attention heads.
+        key_dim: size per head.
+        dropout_rate: dropout in the text encoder and attention.
+    """
+
+    weights: str | None = "imagenet"
+    feature_layer: str = "block5_pool"
+    embedding_dim: int = 512
+    vocabulary_size: int = 10000
+    sequence_length: int = 32
+    word_embedding_dim: int = 300
+    text_hidden_dim: int = 512
+    bidirectional: bool = True
+    num_heads: int = 4
+    key_dim: int = 64
+    dropout_rate: float = 0.1
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """How the model is trained.
+
+    Attributes:
+        epochs: training epochs.
+        batch_size: global batch size.
+        learning_rate: peak AdamW learning rate.
+        warmup_steps: linear warmup steps (VGG16 from scratch needs them).
+        weight_decay: AdamW weight decay.
+        loss: `"contrastive"` (InfoNCE) or `"triplet"` (VSE++).
+        margin: triplet and matching-loss margin.
+        matching_loss_weight: weight of the cross-attention matching loss.
+        freeze_backbone_epochs: epochs with VGG16 frozen before fine-tuning.
+        precision: `"float32"`, `"mixed_bfloat16"` (CPU) or `"mixed_float16"` (GPU).
+        seed: global seed.
+        steps_per_epoch: cap on steps per epoch (`None` = one pass).
+        validation_batch_size: batch size when embedding for validation.
+        rerank_top_k: candidates re-ranked by cross-attention in `evaluate`.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 2e-4
+    warmup_steps: int = 500
+    weight_decay: float = 1e-4
+    loss: str = "contrastive"
+    margin: float = 0.2
+    matching_loss_weight: float = 1.0
+    freeze_backbone_epochs: int = 2
+    precision: str = "float32"
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    validation_batch_size: int = 256
+    rerank_top_k: int = 20
+
+
+@dataclasses.dataclass
+class RetrievalConfig:
+    """The whole configuration; saved as `config.json` in the run directory.
+
+    Attributes:
+        preset: the preset it started from.
+        data: a `DataConfig`.
+        model: a `ModelConfig`.
+        training: a `TrainingConfig`.
+    """
+
+    preset: str = "flickr8k"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    def validate(self):
+        d, m, t = self.data, self.model, self.training
+        if d.image_size < 32:
+            raise ValueError(
+                f"data.image_size must be >= 32 for VGG16; received {d.image_size}."
+            )
+        if (
+            not 0 <= d.val_fraction < 1
+            or not 0 <= d.test_fraction < 1
+            or (d.val_fraction + d.test_fraction >= 1)
+        ):
+            raise ValueError(
+                "data.val_fraction and data.test_fraction must be in [0, 1) and sum "
+                f"to < 1; received {d.val_fraction} and {d.test_fraction}."
+            )
+        if t.loss not in LOSSES:
+            raise ValueError(
+                f"training.loss must be one of {LOSSES}; received {t.loss!r}."
+            )
+        if t.precision not in PRECISIONS:
+            raise ValueError(
+                f"training.precision must be one of {PRECISIONS}; received "
+                f"{t.precision!r}."
+            )
+        for name, value in (
+            ("training.epochs", t.epochs),
+            ("training.batch_size", t.batch_size),
+            ("model.embedding_dim", m.embedding_dim),
+            ("model.sequence_length", m.sequence_length),
+            ("model.num_heads", m.num_heads),
+            ("model.key_dim", m.key_dim),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"{name} must be a positive integer; received {value!r}."
+                )
+        if t.batch_size < 2:
+            raise ValueError(
+                "training.batch_size must be >= 2 (in-batch negatives); received "
+                f"{t.batch_size}."
+            )
+        if t.freeze_backbone_epochs and m.weights in (None, "none", "None"):
+            raise ValueError(
+                "training.freeze_backbone_epochs > 0 freezes a randomly initialised "
+                "VGG16 (model.weights is None); set it to 0."
+            )
+        if m.feature_layer not in ("block5_pool", "block5_conv3", "block4_pool"):
+            raise ValueError(
+                "model.feature_layer must be block5_pool, block5_conv3 or block4_pool; "
+                f"received {m.feature_layer!r}."
+            )
+        return self
+
+
+def _demo():
+    return RetrievalConfig(
+        preset="demo",
+        data=DataConfig(image_size=64, augment=False),
+        model=ModelConfig(
+            weights=None,
+            feature_layer="block5_conv3",
+            embedding_dim=128,
+            vocabulary_size=200,
+            sequence_length=16,
+            word_embedding_dim=64,
+            text_hidden_dim=128,
+            num_heads=2,
+            key_dim=32,
+            dropout_rate=0.0,
+        ),
+        training=TrainingConfig(
+            epochs=12,
+            batch_size=64,
+            learning_rate=1e-4,
+            warmup_steps=50,
+            freeze_backbone_epochs=0,
+            validation_batch_size=128,
+        ),
+    )
+
+
+def _flickr(preset):
+    return RetrievalConfig(preset=preset)
+
+
+def _coco():
+    config = RetrievalConfig(preset="coco")
+    config.training.epochs = 20
+    config.data.cache = "none"
+    return config
+
+
+PRESETS = {
+    "demo": _demo,
+    "flickr8k": lambda: _flickr("flickr8k"),
+    "flickr30k": lambda: _flickr("flickr30k"),
+    "coco": _coco,
+}
+
+
+def get_config(preset, overrides=None):
+    """A validated config from a preset name and `section.key=value` overrides."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(PRESETS)}.")
+    config = apply_overrides(PRESETS[preset](), overrides)
+    if config.model.weights in ("none", "None", ""):
+        config.model.weights = None
+    return config.validate()

@@ -1,0 +1,546 @@
+"""Reading image-caption datasets in their common layouts, and tf.data pipelines.
+
+`load_retrieval_data(path)` auto-detects the layout of `path`:
+
+1. Flickr8k/30k Kaggle layout: `captions.txt` (CSV `image,caption[,split]`) +
+   `Images/`.
+2. Flickr8k original layout: `Flickr8k.token.txt` (`IMAGE.jpg#N<TAB>caption`) +
+   an image folder, with `Flickr_8k.trainImages.txt` / `devImages` /
+   `testImages` split files when present.
+3. Karpathy split JSON (`dataset_flickr8k.json`, `dataset_flickr30k.json`,
+   `dataset_coco.json`) + image root.
+4. COCO captions JSON (`annotations/captions_*.json`) + image folder.
+5. JSONL manifest, one `{"image": path, "caption": text, "split": optional}` a
+   line.
+
+Bad records (missing, unreadable, corrupt or oversized images, empty captions,
+non-UTF-8 lines, paths escaping the data root) are skipped, counted and
+reported once; a dataset where nothing is usable is an error that says why.
+"""
+
+import collections
+import csv
+import dataclasses
+import glob
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from common.data import SkipReport, decode_and_resize
+
+SPLITS = ("train", "val", "test")
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+_SPLIT_ALIASES = {
+    "train": "train",
+    "restval": "train",
+    "training": "train",
+    "val": "val",
+    "dev": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+
+@dataclasses.dataclass
+class RetrievalData:
+    """Images with their captions and splits.
+
+    Attributes:
+        root: the data root folder.
+        layout: the detected layout name.
+        images: absolute image paths.
+        captions: one list of captions per image.
+        splits: one of `train`, `val`, `test` per image.
+        report: the `SkipReport` of what was left out.
+    """
+
+    root: str
+    layout: str
+    images: list
+    captions: list
+    splits: list
+    report: SkipReport
+
+    def subset(self, split):
+        """`(image_paths, captions)` of one split."""
+        if split not in SPLITS:
+            raise ValueError(f"`split` must be one of {SPLITS}; received {split!r}.")
+        keep = [i for i, s in enumerate(self.splits) if s == split]
+        return [self.images[i] for i in keep], [self.captions[i] for i in keep]
+
+    def counts(self):
+        counter = collections.Counter(self.splits)
+        return {split: counter.get(split, 0) for split in SPLITS}
+
+
+# ----------------------------------------------------------------------------
+# Layout readers: each yields (image_reference, caption, split or None) rows and
+# records unreadable lines in the report. References are relative to the image
+# folder they return.
+
+
+def _decoded_lines(path, report):
+    """Lines of a text file; lines that are not UTF-8 are skipped and reported."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    for number, line in enumerate(raw.splitlines(), start=1):
+        try:
+            yield number, line.decode("utf-8")
+        except UnicodeDecodeError:
+            report.skip("non-UTF-8 text", f"{os.path.basename(path)}:{number}")
+
+
+def _first_existing_dir(root, names):
+    for name in names:
+        candidate = os.path.join(root, name)
+        if os.path.isdir(candidate):
+            return candidate
+    return root
+
+
+def read_kaggle_captions(captions_path, report):
+    root = os.path.dirname(os.path.abspath(captions_path))
+    image_dir = _first_existing_dir(root, ("Images", "images", "Flicker8k_Dataset"))
+    lines = [text for _, text in _decoded_lines(captions_path, report)]
+    rows = list(csv.reader(lines))
+    if not rows:
+        raise ValueError(f"{captions_path} is empty.")
+    header = [h.strip().lower() for h in rows[0]]
+    if header[:2] != ["image", "caption"]:
+        raise ValueError(
+            f"{captions_path} must start with a header 'image,caption[,split]'; "
+            f"received {rows[0]!r}."
+        )
+    has_split = len(header) >= 3 and header[2] == "split"
+    entries = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) < 2:
+            report.skip("malformed line", f"{os.path.basename(captions_path)}:{number}")
+            continue
+        if has_split and len(row) >= 3:
+            entries.append((row[0], ",".join(row[1:-1]), row[-1]))
+        else:
+            entries.append((row[0], ",".join(row[1:]), None))
+    return image_dir, entries
+
+
+def read_flickr8k_tokens(token_path, report):
+    root = os.path.dirname(os.path.abspath(token_path))
+    image_dir = _first_existing_dir(
+        root, ("Flicker8k_Dataset", "Flickr8k_Dataset", "Images", "images")
+    )
+    split_of = {}
+    for split, name in (("train", "train"), ("val", "dev"), ("test", "test")):
+        for split_file in glob.glob(os.path.join(root, f"*.{name}Images.txt")):
+            for _, line in _decoded_lines(split_file, report):
+                if line.strip():
+                    split_of[line.strip()] = split
+    entries = []
+    for number, line in _decoded_lines(token_path, report):
+        if not line.strip():
+            continue
+        reference, sep, caption = line.partition("\t")
+        if not sep:
+            report.skip("malformed line", f"{os.path.basename(token_path)}:{number}")
+            continue
+        image = reference.split("#", 1)[0]
+        entries.append((image, caption, split_of.get(image) if split_of else None))
+    return image_dir, entries
+
+
+def _load_json(path, report):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8: {error}") from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+
+
+def read_karpathy_json(json_path, report, data=None):
+    data = data or _load_json(json_path, report)
+    root = os.path.dirname(os.path.abspath(json_path))
+    entries = []
+    for item in data.get("images", []):
+        filename = item.get("filename")
+        if not filename:
+            report.skip("malformed record", json.dumps(item)[:80])
+            continue
+        filepath = item.get("filepath", "")
+        candidates = [
+            os.path.join(filepath, filename),
+            os.path.join("images", filepath, filename),
+            filename,
+            os.path.join("images", filename),
+        ]
+        reference = next(
+            (c for c in candidates if os.path.isfile(os.path.join(root, c))),
+            candidates[0],
+        )
+        for sentence in item.get("sentences", []):
+            entries.append((reference, sentence.get("raw", ""), item.get("split")))
+    return root, entries
+
+
+def read_coco_captions(json_paths, report):
+    json_paths = sorted(json_paths)
+    annotations_dir = os.path.dirname(os.path.abspath(json_paths[0]))
+    root = (
+        os.path.dirname(annotations_dir)
+        if os.path.basename(annotations_dir) == "annotations"
+        else annotations_dir
+    )
+    entries = []
+    for path in json_paths:
+        data = _load_json(path, report)
+        # captions_train2017.json -> folder "train2017", split "train"
+        folder = os.path.splitext(os.path.basename(path))[0].replace("captions_", "")
+        split = next(
+            (s for s in ("train", "val", "test") if folder.startswith(s)), None
+        )
+        files = {image["id"]: image["file_name"] for image in data.get("images", [])}
+        for annotation in data.get("annotations", []):
+            name = files.get(annotation.get("image_id"))
+            if name is None:
+                report.skip(
+                    "caption of an unknown image id", annotation.get("image_id")
+                )
+                continue
+            candidates = [
+                os.path.join(folder, name),
+                os.path.join("images", folder, name),
+                os.path.join("images", name),
+                name,
+            ]
+            reference = next(
+                (c for c in candidates if os.path.isfile(os.path.join(root, c))),
+                candidates[0],
+            )
+            entries.append((reference, annotation.get("caption", ""), split))
+    return root, entries
+
+
+def read_jsonl_manifest(manifest_path, report):
+    root = os.path.dirname(os.path.abspath(manifest_path))
+    entries = []
+    name = os.path.basename(manifest_path)
+    for number, line in _decoded_lines(manifest_path, report):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            report.skip("malformed line", f"{name}:{number}")
+            continue
+        if (
+            not isinstance(record, dict)
+            or "image" not in record
+            or "caption" not in record
+        ):
+            report.skip("record without image or caption", f"{name}:{number}")
+            continue
+        entries.append((str(record["image"]), record["caption"], record.get("split")))
+    return root, entries
+
+
+def detect_layout(path):
+    """Returns `(layout, files)` for a data path, or raises naming what it sought."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Data path not found: {path!r}.")
+    if os.path.isfile(path):
+        lower = os.path.basename(path).lower()
+        if lower.endswith(".jsonl"):
+            return "jsonl", [path]
+        if lower.endswith(".json"):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                head = f.read(4096)
+            return (
+                "coco"
+                if '"annotations"' in head or "captions_" in lower
+                else "karpathy"
+            ), [path]
+        if "token" in lower:
+            return "flickr8k", [path]
+        return "kaggle", [path]
+    for name in ("captions.txt", "captions.csv"):
+        if os.path.isfile(os.path.join(path, name)):
+            return "kaggle", [os.path.join(path, name)]
+    tokens = sorted(glob.glob(os.path.join(path, "*token.txt")))
+    if tokens:
+        preferred = [t for t in tokens if "lemma" not in t.lower()]
+        return "flickr8k", [(preferred or tokens)[0]]
+    karpathy = sorted(glob.glob(os.path.join(path, "dataset_*.json")))
+    if karpathy:
+        return "karpathy", [karpathy[0]]
+    coco = sorted(glob.glob(os.path.join(path, "annotations", "captions_*.json")))
+    if coco:
+        return "coco", coco
+    manifests = sorted(glob.glob(os.path.join(path, "*.jsonl")))
+    if manifests:
+        return "jsonl", [manifests[0]]
+    raise ValueError(
+        f"No known dataset layout in {path!r}: looked for captions.txt, "
+        "*token.txt (Flickr8k), dataset_*.json (Karpathy), "
+        "annotations/captions_*.json (COCO) and *.jsonl."
+    )
+
+
+def read_entries(path, report):
+    layout, files = detect_layout(path)
+    if layout == "kaggle":
+        image_dir, entries = read_kaggle_captions(files[0], report)
+    elif layout == "flickr8k":
+        image_dir, entries = read_flickr8k_tokens(files[0], report)
+    elif layout == "karpathy":
+        image_dir, entries = read_karpathy_json(files[0], report)
+    elif layout == "coco":
+        image_dir, entries = read_coco_captions(files, report)
+    else:
+        image_dir, entries = read_jsonl_manifest(files[0], report)
+    return layout, image_dir, entries
+
+
+# ----------------------------------------------------------------------------
+# Validation and splitting.
+
+
+def resolve_inside(root, reference):
+    """Absolute path of `reference` under `root`, or None if it escapes root."""
+    if os.path.isabs(reference):
+        return None
+    root = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(root, reference))
+    if os.path.commonpath([root, path]) != root:
+        return None
+    return path
+
+
+def check_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+    """None if `path` is a decodable image within `max_pixels`, else the reason."""
+    if not os.path.isfile(path):
+        return "missing image"
+    if os.path.getsize(path) == 0:
+        return "empty image file"
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                return f"image over {max_pixels} pixels"
+            if width < 1 or height < 1:
+                return "image without pixels"
+            # Decode (at reduced scale for JPEG) to catch truncated files.
+            image.draft("RGB", (64, 64))
+            image.load()
+    except Image.DecompressionBombError:
+        return f"image over {max_pixels} pixels"
+    except Exception:
+        return "unreadable or corrupt image"
+    return None
+
+
+def _clean_caption(caption):
+    if not isinstance(caption, str):
+        return None
+    caption = " ".join(caption.split())
+    return caption or None
+
+
+def _assign_splits(splits, seed, val_fraction, test_fraction):
+    """Fills missing splits by image with a seeded shuffle; carves `val` from
+    `train` when the data has splits but no validation images."""
+    splits = list(splits)
+    rng = np.random.default_rng(seed)
+    missing = [i for i, s in enumerate(splits) if s is None]
+    if missing:
+        order = rng.permutation(missing)
+        n_test = int(round(len(order) * test_fraction))
+        n_val = int(round(len(order) * val_fraction))
+        for rank, index in enumerate(order):
+            splits[index] = (
+                "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+            )
+    if "val" not in splits and val_fraction > 0:
+        train = [i for i, s in enumerate(splits) if s == "train"]
+        n_val = max(1, int(round(len(train) * val_fraction))) if len(train) > 1 else 0
+        for index in rng.permutation(train)[:n_val]:
+            splits[index] = "val"
+    return splits
+
+
+def load_retrieval_data(
+    path,
+    seed=0,
+    val_fraction=0.1,
+    test_fraction=0.1,
+    max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+    verbose=True,
+):
+    """Reads, validates and splits an image-caption dataset.
+
+    Args:
+        path: a dataset folder or manifest file in one of the module's layouts.
+        seed: seed of the split by image, when the data has none.
+        val_fraction: fraction of images for validation when split here.
+        test_fraction: fraction of images for test when split here.
+        max_image_pixels: images with more pixels are skipped (decompression
+            bombs are refused before decoding).
+        verbose: print the skip report.
+
+    Returns:
+        A `RetrievalData`.
+    """
+    report = SkipReport(path)
+    layout, image_dir, entries = read_entries(path, report)
+    by_image = collections.OrderedDict()
+    for reference, caption, split in entries:
+        if not isinstance(reference, str) or not reference.strip():
+            report.skip("record without image", repr(reference))
+            continue
+        image_path = resolve_inside(image_dir, reference.strip())
+        if image_path is None:
+            report.skip("path escapes the data root", reference)
+            continue
+        caption = _clean_caption(caption)
+        if caption is None:
+            report.skip("empty caption", reference)
+            continue
+        record = by_image.setdefault(image_path, {"captions": [], "split": None})
+        if caption in record["captions"]:
+            report.skip("duplicate caption", f"{reference}: {caption[:40]}")
+            continue
+        record["captions"].append(caption)
+        if split is not None:
+            normalized = _SPLIT_ALIASES.get(str(split).strip().lower())
+            if normalized is None:
+                report.skip("unknown split name", f"{reference}: {split!r}")
+            else:
+                record["split"] = normalized
+
+    paths = list(by_image)
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(workers) as pool:
+        problems = list(pool.map(lambda p: check_image(p, max_image_pixels), paths))
+    images, captions, splits = [], [], []
+    for image_path, problem in zip(paths, problems, strict=True):
+        record = by_image[image_path]
+        if problem is not None:
+            for _ in record["captions"]:
+                report.skip(problem, os.path.relpath(image_path, image_dir))
+            continue
+        images.append(image_path)
+        captions.append(record["captions"])
+        splits.append(record["split"])
+    report.kept = sum(len(c) for c in captions)
+    if not images:
+        raise ValueError(
+            f"No usable image-caption pair in {path!r} (layout {layout}): "
+            + report.summary()
+        )
+    splits = _assign_splits(splits, seed, val_fraction, test_fraction)
+    data = RetrievalData(image_dir, layout, images, captions, splits, report)
+    if verbose:
+        counts = data.counts()
+        print(
+            f"Data: {layout} layout, {len(images)} images, {report.kept} captions "
+            f"(train {counts['train']}, val {counts['val']}, test {counts['test']} "
+            "images)"
+        )
+        if report.skipped:
+            print("Skipped: " + report.summary())
+    return data
+
+
+# ----------------------------------------------------------------------------
+# tf.data pipelines.
+
+
+def _load_image(path, image_size):
+    return decode_and_resize(tf.io.read_file(path), image_size)
+
+
+def _caption_table(captions):
+    """Captions as a padded string matrix `[N, max]` and counts `[N]`."""
+    longest = max(len(c) for c in captions)
+    table = np.array([c + [""] * (longest - len(c)) for c in captions], dtype=object)
+    counts = np.array([len(c) for c in captions], dtype=np.int32)
+    return table.astype(str), counts
+
+
+def _augment(image, image_size, seed):
+    # A mild random crop; no flips or colour changes, which would contradict
+    # captions that name sides and colours.
+    scale = tf.random.uniform((), 0.85, 1.0, seed=seed)
+    size = tf.cast(tf.round(scale * image_size), tf.int32)
+    image = tf.image.random_crop(image, (size, size, 3), seed=seed)
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def training_dataset(
+    image_paths,
+    captions,
+    image_size,
+    batch_size,
+    augment=False,
+    cache="memory",
+    seed=0,
+    drop_remainder=True,
+):
+    """`(images uint8 [B, S, S, 3], text string [B])` batches, one random
+    caption per image per epoch (so a batch holds no two copies of an image).
+
+    Args:
+        cache: `"memory"`, `"none"`, or a file path prefix for a disk cache of
+            the decoded, resized images.
+    """
+    table, counts = _caption_table(captions)
+    dataset = tf.data.Dataset.from_tensor_slices((list(image_paths), table, counts))
+    dataset = dataset.map(
+        lambda path, texts, count: (_load_image(path, image_size), texts, count),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if cache == "memory":
+        dataset = dataset.cache()
+    elif cache and cache != "none":
+        dataset = dataset.cache(cache)
+    dataset = dataset.shuffle(
+        len(image_paths), seed=seed, reshuffle_each_iteration=True
+    )
+
+    def pick(image, texts, count):
+        index = tf.random.uniform((), 0, count, dtype=tf.int32, seed=seed)
+        if augment:
+            image = _augment(image, image_size, seed)
+        return image, texts[index]
+
+    dataset = dataset.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def image_dataset(image_paths, image_size, batch_size):
+    """Batches of uint8 images in file order (for embedding a gallery)."""
+    dataset = tf.data.Dataset.from_tensor_slices(list(image_paths))
+    dataset = dataset.map(
+        lambda path: _load_image(path, image_size), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def flatten_captions(captions):
+    """`(texts, text_to_image)` with every caption once, in image order."""
+    texts, text_to_image = [], []
+    for index, image_captions in enumerate(captions):
+        texts.extend(image_captions)
+        text_to_image.extend([index] * len(image_captions))
+    return texts, np.asarray(text_to_image, dtype=np.int64)

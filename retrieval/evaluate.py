@@ -1,0 +1,69 @@
+"""Evaluation of a trained run: Recall@K, median rank, rsum, re-ranking."""
+
+import json
+import os
+
+from common.training import RunDirectory
+from retrieval.data import load_retrieval_data
+from retrieval.embed import evaluate_embeddings
+from retrieval.train import load_trained_model, set_precision
+
+
+def format_table(metrics):
+    rows = [("dual encoder", metrics)]
+    if "rerank" in metrics:
+        rows.append((f"+ rerank top-{metrics['rerank']['top_k']}", metrics["rerank"]))
+    keys = (
+        "i2t_r1",
+        "i2t_r5",
+        "i2t_r10",
+        "i2t_medr",
+        "t2i_r1",
+        "t2i_r5",
+        "t2i_r10",
+        "t2i_medr",
+        "rsum",
+    )
+    lines = [f"{'':20}" + "".join(f"{k:>9}" for k in keys)]
+    for name, m in rows:
+        lines.append(f"{name:20}" + "".join(f"{m[k]:9.1f}" for k in keys))
+    return "\n".join(lines)
+
+
+def evaluate(run_dir, data_path=None, split="test", rerank_top_k=None, verbose=True):
+    """Evaluates a run on a split; writes and returns `metrics.json`'s dict."""
+    run = RunDirectory(run_dir)
+    config, model = load_trained_model(run_dir)
+    set_precision(config.training.precision)
+    data = load_retrieval_data(
+        data_path or config.data.path,
+        seed=config.data.seed,
+        val_fraction=config.data.val_fraction,
+        test_fraction=config.data.test_fraction,
+        max_image_pixels=config.data.max_image_pixels,
+        verbose=verbose,
+    )
+    images, captions = data.subset(split)
+    if not images:
+        raise ValueError(f"The {split!r} split of {data.root} has no images.")
+    top_k = config.training.rerank_top_k if rerank_top_k is None else rerank_top_k
+    metrics = evaluate_embeddings(
+        model,
+        images,
+        captions,
+        config.data.image_size,
+        config.training.validation_batch_size,
+        rerank_top_k=top_k,
+    )
+    metrics["split"] = split
+    metrics["data"] = os.path.abspath(data_path or config.data.path)
+    with open(run.metrics, "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2)
+    if verbose:
+        print(
+            f"Recall@K on {split} ({metrics['num_images']} images, "
+            f"{metrics['num_texts']} captions), percent:"
+        )
+        print(format_table(metrics))
+        print(f"Wrote {run.metrics}")
+    return metrics

@@ -1,0 +1,78 @@
+"""A PNG of each word's cross-attention over the image regions."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from common.data import decode_and_resize
+from retrieval.train import load_trained_model
+
+
+def word_attention(model, image_size, image_path, text):
+    """`(image uint8, words, attention [words, gh, gw], score)` for one pair."""
+    if not os.path.isfile(image_path):
+        raise FileNotFoundError(f"Image not found: {image_path!r}.")
+    with open(image_path, "rb") as f:
+        image = decode_and_resize(tf.constant(f.read()), image_size)[None]
+    images = model.encode_images(image)
+    texts = model.encode_texts(tf.constant([text]))
+    score, attention = model.match_scores(
+        images["regions"], texts["tokens"], texts["mask"], return_attention=True
+    )
+    ids = model.text_encoder.tokenize(tf.constant([text])).numpy()[0]
+    vocabulary = model.get_vocabulary()
+    words = [vocabulary[i] for i in ids if i != 0]
+    if not words:
+        raise ValueError(f"The text {text!r} has no tokens after standardisation.")
+    # [1, heads, L, R] -> mean over heads -> [words, R]
+    weights = attention.numpy()[0].mean(axis=0)[: len(words)]
+    side = int(round(np.sqrt(weights.shape[-1])))
+    return (
+        image.numpy()[0],
+        words,
+        weights.reshape(len(words), side, side),
+        float(score[0]),
+    )
+
+
+def explain(run_dir, image, text, output=None):
+    """Writes the attention PNG (default `runs/NAME/explain.png`); returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    config, model = load_trained_model(run_dir)
+    pixels, words, maps, score = word_attention(
+        model, config.data.image_size, image, text
+    )
+    output = output or os.path.join(run_dir, "explain.png")
+    columns = min(len(words) + 1, 6)
+    rows = int(np.ceil((len(words) + 1) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows))
+    axes = np.atleast_1d(axes).reshape(-1)
+    axes[0].imshow(pixels)
+    axes[0].set_title("image", fontsize=9)
+    size = pixels.shape[0]
+    for axis, word, heat in zip(axes[1:], words, maps, strict=False):
+        axis.imshow(pixels)
+        axis.imshow(
+            heat,
+            cmap="jet",
+            alpha=0.5,
+            extent=(0, size, size, 0),
+            interpolation="bilinear",
+            vmin=0.0,
+            vmax=max(heat.max(), 1e-6),
+        )
+        axis.set_title(word, fontsize=9)
+    for axis in axes:
+        axis.axis("off")
+    figure.suptitle(f"{text!r}  (match score {score:.3f})", fontsize=10)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    figure.savefig(output, dpi=110)
+    plt.close(figure)
+    print(f"Wrote {output}")
+    return output

@@ -1,0 +1,92 @@
+"""Export of a trained run as a TF Serving SavedModel (embeddings and scores)."""
+
+import keras
+import tensorflow as tf
+
+from common.data import decode_and_resize
+from common.export import export_versioned
+from retrieval.train import load_trained_model
+
+SIGNATURES = (
+    "embed_image",
+    "embed_image_pixels",
+    "embed_text",
+    "score",
+    "serving_default",
+)
+
+
+def _decode_batch(image_bytes, image_size):
+    return tf.map_fn(
+        lambda b: decode_and_resize(b, image_size),
+        image_bytes,
+        fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.uint8),
+    )
+
+
+def _resize_pixels(images, image_size):
+    resized = tf.image.resize(images, (image_size, image_size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def make_export_archive(model, image_size):
+    """An `ExportArchive` with the retrieval signatures of `model`.
+
+    - `embed_image`: `image_bytes` string `[None]` (encoded JPEG/PNG) ->
+      `embeddings` float32 `[None, D]`.
+    - `embed_image_pixels`: `images` uint8 `[None, H, W, 3]` (any size; resized
+      like the training pipeline) -> `embeddings`.
+    - `embed_text`: `text` string `[None]` -> `embeddings`.
+    - `score`: `image_bytes` `[None]`, `text` `[None]` -> `scores` float32
+      `[None]` (cross-attention match of each pair).
+    - `serving_default`: `embed_text`.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def embed_image(image_bytes):
+        images = _decode_batch(image_bytes, image_size)
+        return {"embeddings": model.encode_images(images, training=False)["embeddings"]}
+
+    def embed_image_pixels(images):
+        images = _resize_pixels(images, image_size)
+        return {"embeddings": model.encode_images(images, training=False)["embeddings"]}
+
+    def embed_text(text):
+        return {"embeddings": model.encode_texts(text, training=False)["embeddings"]}
+
+    def score(image_bytes, text):
+        images = model.encode_images(_decode_batch(image_bytes, image_size))
+        texts = model.encode_texts(text)
+        scores = model.match_scores(images["regions"], texts["tokens"], texts["mask"])
+        return {"scores": scores}
+
+    bytes_spec = tf.TensorSpec((None,), tf.string, name="image_bytes")
+    text_spec = tf.TensorSpec((None,), tf.string, name="text")
+    archive.add_endpoint("embed_image", embed_image, input_signature=[bytes_spec])
+    archive.add_endpoint(
+        "embed_image_pixels",
+        embed_image_pixels,
+        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")],
+    )
+    archive.add_endpoint("embed_text", embed_text, input_signature=[text_spec])
+    archive.add_endpoint("score", score, input_signature=[bytes_spec, text_spec])
+    archive.add_endpoint("serving_default", embed_text, input_signature=[text_spec])
+    return archive
+
+
+def export(
+    run_dir, output="saved_models/retrieval", version=None, keep=None, verbose=True
+):
+    """Writes the next version of `output` atomically; returns its folder."""
+    config, model = load_trained_model(run_dir)
+    archive = make_export_archive(model, config.data.image_size)
+    path = export_versioned(
+        lambda tmp: archive.write_out(tmp, verbose=False),
+        output,
+        version=version,
+        keep=keep,
+    )
+    if verbose:
+        print(f"Exported {run_dir} to {path} (signatures: {', '.join(SIGNATURES)})")
+    return path

@@ -1,0 +1,149 @@
+"""A search SavedModel holding a gallery: top-k images for a text or an image."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from common.data import SkipReport
+from common.export import export_versioned, resolve_version_dir
+from retrieval.data import check_image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+class SearchIndex(tf.Module):
+    """Gallery embeddings and ids beside the retrieval SavedModel that made them.
+
+    Its signatures embed the query with that model and return the top-k
+    gallery ids and cosine scores in one call.
+    """
+
+    def __init__(self, encoder, embeddings, ids, gallery_root):
+        super().__init__()
+        self.encoder = encoder
+        self.embeddings = tf.Variable(embeddings, trainable=False, name="embeddings")
+        self.ids = tf.Variable(ids, trainable=False, name="ids")
+        self.gallery_root = tf.Variable(
+            gallery_root, trainable=False, name="gallery_root"
+        )
+
+    def _top_k(self, queries, k):
+        size = tf.shape(self.embeddings)[0]
+        tf.debugging.assert_positive(k, message="k must be at least 1")
+        tf.debugging.assert_less_equal(
+            k, size, message="k is larger than the number of gallery images"
+        )
+        scores = tf.matmul(queries, self.embeddings, transpose_b=True)
+        top = tf.math.top_k(scores, k=k)
+        return {"ids": tf.gather(self.ids, top.indices), "scores": top.values}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((None,), tf.string, name="text"),
+            tf.TensorSpec((), tf.int32, name="k"),
+        ]
+    )
+    def search_by_text(self, text, k):
+        queries = self.encoder.signatures["embed_text"](text=text)["embeddings"]
+        return self._top_k(queries, k)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((None,), tf.string, name="image_bytes"),
+            tf.TensorSpec((), tf.int32, name="k"),
+        ]
+    )
+    def search_by_image(self, image_bytes, k):
+        signature = self.encoder.signatures["embed_image"]
+        queries = signature(image_bytes=image_bytes)["embeddings"]
+        return self._top_k(queries, k)
+
+    @tf.function(input_signature=[])
+    def gallery_info(self):
+        return {
+            "size": tf.shape(self.ids)[0],
+            "gallery_root": self.gallery_root,
+        }
+
+
+def list_gallery(images_dir):
+    if not os.path.isdir(images_dir):
+        raise FileNotFoundError(f"Gallery folder not found: {images_dir!r}.")
+    files = []
+    for folder, _, names in os.walk(images_dir):
+        for name in names:
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                files.append(os.path.join(folder, name))
+    return sorted(files)
+
+
+def embed_gallery(encoder, files, batch_size, report, verbose=True):
+    signature = encoder.signatures["embed_image"]
+    kept, embeddings = [], []
+    for start in tqdm(
+        range(0, len(files), batch_size),
+        desc="Embedding gallery",
+        unit="batch",
+        disable=not verbose,
+    ):
+        batch_files, batch_bytes = [], []
+        for path in files[start : start + batch_size]:
+            problem = check_image(path)
+            if problem:
+                report.skip(problem, path)
+                continue
+            with open(path, "rb") as f:
+                batch_bytes.append(f.read())
+            batch_files.append(path)
+        if not batch_bytes:
+            continue
+        out = signature(image_bytes=tf.constant(batch_bytes))["embeddings"]
+        embeddings.append(out.numpy())
+        kept.extend(batch_files)
+    return kept, embeddings
+
+
+def build_index(
+    model,
+    images,
+    output="saved_models/retrieval_index",
+    batch_size=32,
+    version=None,
+    keep=None,
+    verbose=True,
+):
+    """Embeds every image under `images` and exports a search SavedModel.
+
+    Returns the new version folder. Ids are the image paths relative to
+    `images`.
+    """
+    model_dir = resolve_version_dir(model)
+    encoder = tf.saved_model.load(model_dir)
+    files = list_gallery(images)
+    report = SkipReport(images)
+    kept, embeddings = embed_gallery(encoder, files, batch_size, report, verbose)
+    report.kept = len(kept)
+    if not kept:
+        raise ValueError(f"No usable image in {images!r}: {report.summary()}")
+    if report.skipped and verbose:
+        print("Skipped: " + report.summary())
+    root = os.path.abspath(images)
+    ids = np.array([os.path.relpath(p, root) for p in kept])
+    index = SearchIndex(encoder, np.concatenate(embeddings), ids, root)
+    signatures = {
+        "search_by_text": index.search_by_text,
+        "search_by_image": index.search_by_image,
+        "serving_default": index.search_by_text,
+        "gallery_info": index.gallery_info,
+    }
+    path = export_versioned(
+        lambda tmp: tf.saved_model.save(index, tmp, signatures=signatures),
+        output,
+        version=version,
+        keep=keep,
+    )
+    if verbose:
+        print(f"Indexed {len(kept)} images from {images} with {model_dir} into {path}")
+    return path

@@ -1,0 +1,323 @@
+"""The image-text retrieval model: VGG16 regions + LSTM words + cross-attention."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from common.encoders import LSTMTextEncoder, VGG16ImageEncoder
+from common.layers import CrossModalAttention
+from common.losses import ContrastiveLoss, hard_negative_triplet_loss
+
+
+@keras.saving.register_keras_serializable(package="retrieval")
+class ImageTextRetrievalModel(keras.Model):
+    """Dual encoder with a cross-modal matching head.
+
+    Images go through `VGG16ImageEncoder` (region features, projected to
+    `embedding_dim`, plus a learned position embedding per region); captions
+    through `LSTMTextEncoder` (token features and padding mask). Global
+    embeddings (L2-normalised) come from the flattened regions and the mean
+    of the tokens, and are trained with `contrastive_loss` (InfoNCE with a
+    learned temperature) or the VSE++ triplet loss. The matching head is
+    `CrossModalAttention` with the words attending to the regions (SCAN,
+    text-to-image): a pair's score is the mean over words of the cosine
+    between each word and its attended image context. It is trained with a
+    hinge loss against the hardest in-batch negatives, and used to re-rank.
+
+    Args:
+        image_shape: tuple `(H, W, 3)` of the images.
+        weights: VGG16 weights: `"imagenet"`, `None`, or a local file.
+        feature_layer: VGG16 layer giving the regions.
+        embedding_dim: joint embedding width.
+        vocabulary_size: token table size (with padding and OOV).
+        vocabulary: optional fixed vocabulary (otherwise call `adapt`).
+        sequence_length: tokens per caption.
+        word_embedding_dim: token embedding size.
+        text_hidden_dim: LSTM units per direction.
+        bidirectional: bidirectional LSTM.
+        num_heads: matching-head attention heads.
+        key_dim: matching-head size per head.
+        dropout_rate: dropout of the text encoder and attention.
+        loss: `"contrastive"` or `"triplet"`.
+        margin: margin of the triplet and matching losses.
+        matching_loss_weight: weight of the matching loss.
+        **kwargs: base model arguments.
+
+    Call arguments:
+        inputs: dict with `images` (uint8 or float 0-255 `[B, H, W, 3]`) and
+            `text` (string `[B]`).
+        training: bool.
+
+    Returns:
+        A dict: `image_embeddings` and `text_embeddings` `[B, embedding_dim]`
+        (unit norm), `region_features` `[B, R, embedding_dim]`,
+        `token_features` `[B, L, embedding_dim]`, `padding_mask` `[B, L]`.
+
+    Example:
+
+    >>> model = ImageTextRetrievalModel(image_shape=(32, 32, 3), weights=None,
+    ...     embedding_dim=16, vocabulary=["a", "dog"], sequence_length=4,
+    ...     word_embedding_dim=8, text_hidden_dim=8, key_dim=8)
+    >>> out = model({"images": np.zeros((2, 32, 32, 3), "uint8"),
+    ...              "text": np.array(["a dog", "a cat"])})
+    >>> tuple(out["image_embeddings"].shape)
+    (2, 16)
+
+    Reference:
+        Lee et al., "Stacked Cross Attention for Image-Text Matching", ECCV
+        2018; Faghri et al., VSE++, BMVC 2018; Radford et al., CLIP, ICML 2021.
+    """
+
+    def __init__(
+        self,
+        image_shape=(224, 224, 3),
+        weights="imagenet",
+        feature_layer="block5_pool",
+        embedding_dim=512,
+        vocabulary_size=None,
+        vocabulary=None,
+        sequence_length=32,
+        word_embedding_dim=300,
+        text_hidden_dim=512,
+        bidirectional=True,
+        num_heads=4,
+        key_dim=64,
+        dropout_rate=0.1,
+        loss="contrastive",
+        margin=0.2,
+        matching_loss_weight=1.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if loss not in ("contrastive", "triplet"):
+            raise ValueError(
+                f"`loss` must be 'contrastive' or 'triplet'; received {loss!r}."
+            )
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.feature_layer = feature_layer
+        self.embedding_dim = int(embedding_dim)
+        self.sequence_length = int(sequence_length)
+        self.word_embedding_dim = int(word_embedding_dim)
+        self.text_hidden_dim = int(text_hidden_dim)
+        self.bidirectional = bool(bidirectional)
+        self.num_heads = int(num_heads)
+        self.key_dim = int(key_dim)
+        self.dropout_rate = float(dropout_rate)
+        self.loss_name = loss
+        self.margin = float(margin)
+        self.matching_loss_weight = float(matching_loss_weight)
+
+        self.image_encoder = VGG16ImageEncoder(
+            self.image_shape,
+            weights=weights,
+            feature_layer=feature_layer,
+            projection_dim=self.embedding_dim,
+            name="image_encoder",
+        )
+        self.text_encoder = LSTMTextEncoder(
+            vocabulary_size=vocabulary_size,
+            vocabulary=vocabulary,
+            sequence_length=self.sequence_length,
+            embedding_dim=self.word_embedding_dim,
+            hidden_dim=self.text_hidden_dim,
+            bidirectional=self.bidirectional,
+            projection_dim=self.embedding_dim,
+            dropout_rate=self.dropout_rate,
+            name="text_encoder",
+        )
+        self.vocabulary_size = self.text_encoder.vocabulary_size
+        self.num_regions = self.image_encoder.num_regions
+        # Flattened regions keep where things are, which captions often say.
+        self.image_head = keras.layers.Dense(self.embedding_dim, name="image_embedding")
+        self.text_head = keras.layers.Dense(self.embedding_dim, name="text_embedding")
+        self.matcher = CrossModalAttention(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            dropout_rate=self.dropout_rate,
+            use_residual=False,
+            use_layer_norm=False,
+            name="matcher",
+        )
+        self.contrastive = ContrastiveLoss(name="contrastive")
+        self.global_loss_tracker = keras.metrics.Mean(name="global_loss")
+        self.matching_loss_tracker = keras.metrics.Mean(name="matching_loss")
+
+    def build(self, input_shape=None):
+        batch = None
+        self.image_encoder.build((batch,) + self.image_shape)
+        self.text_encoder.build((batch,))
+        self.region_position = self.add_weight(
+            name="region_position",
+            shape=(self.num_regions, self.embedding_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+        )
+        self.image_head.build((batch, self.num_regions * self.embedding_dim))
+        self.text_head.build((batch, self.embedding_dim))
+        shape = (batch, None, self.embedding_dim)
+        self.matcher.build(shape, shape)
+
+    # -- encoders ---------------------------------------------------------
+
+    def encode_images(self, images, training=None):
+        """Images -> `{"embeddings": [B, E] unit norm, "regions": [B, R, E]}`."""
+        features = self.image_encoder(images, training=training)
+        regions = features["region_features"] + ops.cast(
+            self.region_position, features["region_features"].dtype
+        )
+        flat = ops.reshape(regions, (-1, self.num_regions * self.embedding_dim))
+        embeddings = ops.normalize(ops.cast(self.image_head(flat), "float32"), axis=-1)
+        return {"embeddings": embeddings, "regions": regions}
+
+    def encode_texts(self, text, training=None):
+        """Strings -> `{"embeddings", "tokens" [B, L, E], "mask" [B, L]}`."""
+        features = self.text_encoder(text, training=training)
+        embeddings = ops.normalize(
+            ops.cast(self.text_head(features["pooled_features"]), "float32"), axis=-1
+        )
+        return {
+            "embeddings": embeddings,
+            "tokens": features["token_features"],
+            "mask": features["padding_mask"],
+        }
+
+    def match_scores(
+        self, regions, tokens, mask, return_attention=False, training=None
+    ):
+        """Cross-attention scores of paired rows: `[B]` in [-1, 1].
+
+        Each word attends to the regions; the score is the mean over the real
+        words of `cos(word, attended context)`.
+        """
+        attended, attention = self.matcher(
+            tokens,
+            regions,
+            query_mask=mask,
+            return_attention_scores=True,
+            training=training,
+        )
+        words = ops.normalize(ops.cast(tokens, "float32"), axis=-1)
+        context = ops.normalize(ops.cast(attended, "float32"), axis=-1)
+        cosine = ops.sum(words * context, axis=-1)
+        weights = ops.cast(mask, "float32")
+        scores = ops.sum(cosine * weights, axis=-1) / ops.maximum(
+            ops.sum(weights, axis=-1), 1.0
+        )
+        return (scores, attention) if return_attention else scores
+
+    def adapt(self, captions, batch_size=256):
+        """Learns the vocabulary from training captions."""
+        self.text_encoder.adapt(captions, batch_size=batch_size)
+
+    def get_vocabulary(self):
+        return self.text_encoder.get_vocabulary()
+
+    # -- training ---------------------------------------------------------
+
+    def call(self, inputs, training=None):
+        images = self.encode_images(inputs["images"], training=training)
+        texts = self.encode_texts(inputs["text"], training=training)
+        return {
+            "image_embeddings": images["embeddings"],
+            "text_embeddings": texts["embeddings"],
+            "region_features": images["regions"],
+            "token_features": texts["tokens"],
+            "padding_mask": texts["mask"],
+        }
+
+    def matching_loss(self, outputs, training=None):
+        """Hinge loss of each pair's match score against the hardest in-batch
+        negative image and caption (chosen by global similarity)."""
+        images, texts = outputs["image_embeddings"], outputs["text_embeddings"]
+        regions, tokens = outputs["region_features"], outputs["token_features"]
+        mask = outputs["padding_mask"]
+        similarity = ops.stop_gradient(ops.matmul(images, ops.transpose(texts)))
+        batch = ops.shape(similarity)[0]
+        similarity = similarity - 10.0 * ops.eye(batch, dtype=similarity.dtype)
+        hardest_image = ops.argmax(similarity, axis=0)  # per caption
+        hardest_text = ops.argmax(similarity, axis=1)  # per image
+        positive = self.match_scores(regions, tokens, mask, training=training)
+        negative_image = self.match_scores(
+            ops.take(regions, hardest_image, axis=0), tokens, mask, training=training
+        )
+        negative_text = self.match_scores(
+            regions,
+            ops.take(tokens, hardest_text, axis=0),
+            ops.take(mask, hardest_text, axis=0),
+            training=training,
+        )
+        return ops.mean(ops.relu(self.margin - positive + negative_image)) + ops.mean(
+            ops.relu(self.margin - positive + negative_text)
+        )
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        images, texts = y_pred["image_embeddings"], y_pred["text_embeddings"]
+        if self.loss_name == "contrastive":
+            global_loss = self.contrastive(images, texts)
+        else:
+            global_loss = hard_negative_triplet_loss(images, texts, margin=self.margin)
+        total = global_loss
+        if self.matching_loss_weight > 0:
+            matching = self.matching_loss(y_pred, training=training)
+            self.matching_loss_tracker.update_state(matching)
+            total = total + self.matching_loss_weight * matching
+        self.global_loss_tracker.update_state(global_loss)
+        return total
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_shape": self.image_shape,
+                "weights": None,  # the weights travel with the saved model
+                "feature_layer": self.feature_layer,
+                "embedding_dim": self.embedding_dim,
+                "vocabulary_size": self.vocabulary_size,
+                "vocabulary": self.get_vocabulary(),
+                "sequence_length": self.sequence_length,
+                "word_embedding_dim": self.word_embedding_dim,
+                "text_hidden_dim": self.text_hidden_dim,
+                "bidirectional": self.bidirectional,
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "dropout_rate": self.dropout_rate,
+                "loss": self.loss_name,
+                "margin": self.margin,
+                "matching_loss_weight": self.matching_loss_weight,
+            }
+        )
+        return config
+
+
+def build_model(config, vocabulary=None):
+    """An `ImageTextRetrievalModel` from a `RetrievalConfig`, built."""
+    m, t = config.model, config.training
+    image_size = config.data.image_size
+    model = ImageTextRetrievalModel(
+        image_shape=(image_size, image_size, 3),
+        weights=m.weights,
+        feature_layer=m.feature_layer,
+        embedding_dim=m.embedding_dim,
+        vocabulary_size=m.vocabulary_size,
+        vocabulary=vocabulary,
+        sequence_length=m.sequence_length,
+        word_embedding_dim=m.word_embedding_dim,
+        text_hidden_dim=m.text_hidden_dim,
+        bidirectional=m.bidirectional,
+        num_heads=m.num_heads,
+        key_dim=m.key_dim,
+        dropout_rate=m.dropout_rate,
+        loss=t.loss,
+        margin=t.margin,
+        matching_loss_weight=t.matching_loss_weight,
+    )
+    model.build()
+    return model
+
+
+def dummy_inputs(model, batch=2):
+    return {
+        "images": np.zeros((batch,) + model.image_shape, np.uint8),
+        "text": np.array(["a"] * batch),
+    }

@@ -1,0 +1,66 @@
+"""Searching a gallery index by text or by image; an HTML page of results."""
+
+import html
+import os
+
+import tensorflow as tf
+
+from common.export import resolve_version_dir
+
+
+def load_index(index):
+    return tf.saved_model.load(resolve_version_dir(index))
+
+
+def search(index, query=None, image=None, k=5):
+    """Top-k `(id, score)` pairs and the gallery root, for a text or image query."""
+    if (query is None) == (image is None):
+        raise ValueError("Give exactly one of a text query or --image PATH.")
+    loaded = load_index(index)
+    info = loaded.signatures["gallery_info"]()
+    size = int(info["size"])
+    root = info["gallery_root"].numpy().decode("utf-8")
+    if not 1 <= k <= size:
+        raise ValueError(
+            f"-k must be between 1 and the gallery size {size}; received {k}."
+        )
+    if image is not None:
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f"Query image not found: {image!r}.")
+        with open(image, "rb") as f:
+            out = loaded.signatures["search_by_image"](
+                image_bytes=tf.constant([f.read()]), k=tf.constant(k)
+            )
+    else:
+        out = loaded.signatures["search_by_text"](
+            text=tf.constant([query]), k=tf.constant(k)
+        )
+    ids = [i.decode("utf-8") for i in out["ids"].numpy()[0]]
+    scores = [float(s) for s in out["scores"].numpy()[0]]
+    return list(zip(ids, scores, strict=True)), root
+
+
+def write_html(path, query, results, gallery_root):
+    """A page of result thumbnails; ids and the query are HTML-escaped."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    cards = []
+    for rank, (image_id, score) in enumerate(results, start=1):
+        source = os.path.relpath(os.path.join(gallery_root, image_id), directory)
+        cards.append(
+            "<figure>"
+            f'<img src="{html.escape(source.replace(os.sep, "/"), quote=True)}" '
+            f'alt="{html.escape(image_id, quote=True)}">'
+            f"<figcaption>#{rank} {html.escape(image_id)}<br>score {score:.3f}"
+            "</figcaption></figure>"
+        )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>Search: {html.escape(query)}</title>"
+        "<style>body{font-family:sans-serif}figure{display:inline-block;margin:8px;"
+        "text-align:center}img{width:160px;height:160px;object-fit:cover}</style>"
+        f"</head><body><h1>{html.escape(query)}</h1>{''.join(cards)}</body></html>"
+    )
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path

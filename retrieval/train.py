@@ -1,0 +1,219 @@
+"""Training of the retrieval model into a run directory."""
+
+import json
+import os
+import time
+
+import keras
+
+from common.training import RunDirectory, WarmupCosineDecay, standard_callbacks
+from common.training.config import load_config, save_config
+from retrieval.config import RetrievalConfig
+from retrieval.data import load_retrieval_data, training_dataset
+from retrieval.demo_data import generate_demo_data
+from retrieval.embed import evaluate_embeddings
+from retrieval.model import build_model
+
+VOCABULARY_FILE = "vocabulary.txt"
+VALIDATION_KEYS = ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5", "rsum")
+
+
+class RetrievalValidation(keras.callbacks.Callback):
+    """Adds validation Recall@K (`val_rsum`, `val_t2i_r1`, ...) to the logs."""
+
+    def __init__(self, image_paths, captions, image_size, batch_size):
+        super().__init__()
+        self.image_paths = image_paths
+        self.captions = captions
+        self.image_size = image_size
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = evaluate_embeddings(
+            self.model,
+            self.image_paths,
+            self.captions,
+            self.image_size,
+            self.batch_size,
+        )
+        if logs is not None:
+            for key in VALIDATION_KEYS:
+                logs[f"val_{key}"] = metrics[key]
+        print(
+            " - val: " + " ".join(f"{k} {metrics[k]:.1f}" for k in VALIDATION_KEYS),
+            flush=True,
+        )
+
+
+def set_precision(precision):
+    keras.config.set_dtype_policy(precision)
+
+
+def resolve_data(config, run, data_path):
+    """The dataset path: `--data`, the config's, or generated demo data."""
+    path = data_path or config.data.path
+    if path is None:
+        if config.preset != "demo":
+            raise ValueError(
+                f"The {config.preset!r} preset needs --data PATH (a dataset folder or "
+                "manifest)."
+            )
+        d = config.data
+        generate_demo_data(
+            run.file("data"),
+            num_train=d.demo_train_images,
+            num_val=d.demo_val_images,
+            num_test=d.demo_test_images,
+            seed=d.seed,
+        )
+        path = run.file("data")
+    return os.path.abspath(path)
+
+
+def load_vocabulary(run):
+    path = run.file(VOCABULARY_FILE)
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def save_vocabulary(run, vocabulary):
+    tmp = run.file(VOCABULARY_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(f"{token}\n" for token in vocabulary)
+    os.replace(tmp, run.file(VOCABULARY_FILE))
+
+
+def load_trained_model(run_dir):
+    """`(config, model)` of a run, with its vocabulary and best weights."""
+    run = RunDirectory(run_dir)
+    config = load_config(RetrievalConfig, run.config)
+    model = build_model(config, vocabulary=load_vocabulary(run))
+    model.load_weights(run.trained_weights())
+    return config, model
+
+
+def _optimizer(config, steps_per_epoch, epochs):
+    t = config.training
+    total = max(1, steps_per_epoch * epochs)
+    schedule = WarmupCosineDecay(
+        t.learning_rate,
+        warmup_steps=min(t.warmup_steps, total - 1),
+        decay_steps=max(1, total - min(t.warmup_steps, total - 1)),
+        alpha=0.05,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=t.weight_decay
+    )
+    optimizer.exclude_from_weight_decay(
+        var_names=["bias", "gamma", "beta", "logit_scale", "region_position"]
+    )
+    return optimizer
+
+
+def train(config, output, data_path=None, verbose=1, extra_callbacks=()):
+    """Trains into `output` (resuming if a backup is there); returns the history.
+
+    The resolved config is saved as `config.json`, the vocabulary (adapted on
+    the training captions only) as `vocabulary.txt`.
+    """
+    run = RunDirectory(output).create()
+    if os.path.isfile(run.complete):
+        print(f"{run.path} already finished training; nothing to do.")
+        with open(run.complete, encoding="utf-8") as f:
+            return json.load(f)
+    keras.utils.set_random_seed(config.training.seed)
+    set_precision(config.training.precision)
+    config.data.path = resolve_data(config, run, data_path)
+    save_config(config, run.config)
+
+    data = load_retrieval_data(
+        config.data.path,
+        seed=config.data.seed,
+        val_fraction=config.data.val_fraction,
+        test_fraction=config.data.test_fraction,
+        max_image_pixels=config.data.max_image_pixels,
+    )
+    train_images, train_captions = data.subset("train")
+    val_images, val_captions = data.subset("val")
+    t = config.training
+    if len(train_images) < t.batch_size:
+        raise ValueError(
+            f"{len(train_images)} training images is fewer than one batch "
+            f"(training.batch_size={t.batch_size})."
+        )
+    if os.path.isfile(run.file(VOCABULARY_FILE)):
+        model = build_model(config, vocabulary=load_vocabulary(run))
+    else:
+        model = build_model(config)
+        model.adapt([c for captions in train_captions for c in captions])
+        save_vocabulary(run, model.get_vocabulary())
+
+    dataset = training_dataset(
+        train_images,
+        train_captions,
+        config.data.image_size,
+        t.batch_size,
+        augment=config.data.augment,
+        cache=config.data.cache,
+        seed=t.seed,
+    )
+    steps = len(train_images) // t.batch_size
+    if t.steps_per_epoch:
+        steps = min(steps, t.steps_per_epoch)
+        dataset = dataset.repeat()
+    dataset = dataset.map(lambda images, text: {"images": images, "text": text})
+
+    callbacks = (
+        [
+            RetrievalValidation(
+                val_images,
+                val_captions,
+                config.data.image_size,
+                t.validation_batch_size,
+            )
+        ]
+        if val_images
+        else []
+    )
+    monitor = "val_rsum" if val_images else "loss"
+    mode = "max" if val_images else "min"
+    callbacks += standard_callbacks(run, monitor=monitor, mode=mode)
+    callbacks += list(extra_callbacks)
+
+    history = {}
+    freeze = t.freeze_backbone_epochs if config.model.weights else 0
+    phases = [
+        (0, min(freeze, t.epochs), False),
+        (min(freeze, t.epochs), t.epochs, True),
+    ]
+    start_time = time.perf_counter()
+    for first, last, backbone_trainable in phases:
+        if last <= first:
+            continue
+        marker = run.file(f"phase_{first}_{last}.done")
+        if os.path.isfile(marker):
+            model.load_weights(run.last_weights)
+            continue
+        model.image_encoder.backbone.trainable = backbone_trainable
+        model.compile(optimizer=_optimizer(config, steps, last - first))
+        fit = model.fit(
+            dataset,
+            epochs=last,
+            initial_epoch=first,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=verbose,
+        )
+        for key, values in fit.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        with open(marker, "w", encoding="utf-8") as f:
+            f.write("done\n")
+    summary = {
+        "epochs": t.epochs,
+        "train_seconds_this_session": time.perf_counter() - start_time,
+        "history": history,
+    }
+    with open(run.complete, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return summary

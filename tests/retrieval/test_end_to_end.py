@@ -1,0 +1,222 @@
+"""train -> evaluate -> export -> reload with TF only -> index -> search -> explain."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from common.testing import TestCase
+from retrieval.__main__ import main
+from retrieval.train import load_trained_model
+from tests.retrieval.helpers import TINY_OVERRIDES
+
+
+def cli(*args):
+    return main([str(a) for a in args])
+
+
+def train_args(output):
+    args = ["train", "--preset", "demo", "--output", output, "--verbose", "0"]
+    for override in TINY_OVERRIDES:
+        args += ["--set", override]
+    return args
+
+
+class RetrievalEndToEndTest(TestCase):
+    def test_round_trip(self):
+        tmp = self.get_temp_dir()
+        run = os.path.join(tmp, "runs", "tiny")
+        self.assertEqual(cli(*train_args(run)), 0)
+        for name in ("config.json", "vocabulary.txt", "history.csv", "COMPLETE"):
+            self.assertTrue(os.path.isfile(os.path.join(run, name)), name)
+        self.assertTrue(os.listdir(os.path.join(run, "logs")))
+
+        self.assertEqual(cli("evaluate", "--run", run), 0)
+        with open(os.path.join(run, "metrics.json")) as f:
+            metrics = json.load(f)
+        for key in (
+            "i2t_r1",
+            "i2t_r5",
+            "i2t_r10",
+            "t2i_r1",
+            "t2i_r5",
+            "t2i_r10",
+            "i2t_medr",
+            "t2i_medr",
+            "rsum",
+        ):
+            self.assertIn(key, metrics)
+            self.assertIn(key, metrics["rerank"])
+        self.assertEqual(metrics["num_images"], 10)
+
+        models = os.path.join(tmp, "saved_models", "retrieval")
+        self.assertEqual(cli("export", "--run", run, "--output", models), 0)
+        self.assertEqual(cli("export", "--run", run, "--output", models), 0)
+        self.assertEqual(sorted(os.listdir(models)), ["1", "2"])
+        version = os.path.join(models, "2")
+
+        images_dir = os.path.join(run, "data", "Images")
+        names = sorted(os.listdir(images_dir))[:3]
+        image_bytes = [open(os.path.join(images_dir, n), "rb").read() for n in names]
+        texts = ["a small red circle at the top left", "a big blue square", ""]
+        self.check_savedmodel_matches_keras(run, version, image_bytes, texts)
+
+        index = os.path.join(tmp, "saved_models", "retrieval_index")
+        self.assertEqual(
+            cli("index", "--model", models, "--images", images_dir, "--output", index),
+            0,
+        )
+        loaded = tf.saved_model.load(os.path.join(index, "1"))
+        out = loaded.signatures["search_by_text"](
+            text=tf.constant(texts), k=tf.constant(4)
+        )
+        self.assertEqual(tuple(out["ids"].shape), (3, 4))
+        scores = out["scores"].numpy()
+        self.assertTrue((np.diff(scores, axis=1) <= 1e-6).all())
+        by_image = loaded.signatures["search_by_image"](
+            image_bytes=tf.constant(image_bytes[:1]), k=tf.constant(1)
+        )
+        self.assertEqual(by_image["ids"].numpy()[0, 0].decode(), names[0])
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "larger than"):
+            loaded.signatures["search_by_text"](
+                text=tf.constant(["a"]), k=tf.constant(10**6)
+            )
+
+        page = os.path.join(tmp, "out.html")
+        self.assertEqual(
+            cli(
+                "search",
+                "--index",
+                index,
+                "<script>alert(1)</script>",
+                "-k",
+                "3",
+                "--html",
+                page,
+            ),
+            0,
+        )
+        html_text = open(page, encoding="utf-8").read()
+        self.assertNotIn("<script>", html_text)
+        self.assertIn("&lt;script&gt;", html_text)
+        self.assertEqual(
+            cli(
+                "search",
+                "--index",
+                index,
+                "--image",
+                os.path.join(images_dir, names[0]),
+                "-k",
+                "2",
+            ),
+            0,
+        )
+        self.assertEqual(cli("search", "--index", index, "x", "-k", "0"), 2)
+
+        png = os.path.join(tmp, "explain.png")
+        self.assertEqual(
+            cli(
+                "explain",
+                "--run",
+                run,
+                "--image",
+                os.path.join(images_dir, names[0]),
+                "--text",
+                "a red circle at the top",
+                "--output",
+                png,
+            ),
+            0,
+        )
+        with open(png, "rb") as f:
+            self.assertEqual(f.read(4), b"\x89PNG")
+
+    def check_savedmodel_matches_keras(self, run, version, image_bytes, texts):
+        config, model = load_trained_model(run)
+        from retrieval.export import _decode_batch
+
+        images = _decode_batch(tf.constant(image_bytes), config.data.image_size)
+        encoded = model.encode_images(images)
+        encoded_text = model.encode_texts(tf.constant(texts))
+        expected = {
+            "image": encoded["embeddings"].numpy(),
+            "text": encoded_text["embeddings"].numpy(),
+        }
+        expected["score"] = model.match_scores(
+            encoded["regions"], encoded_text["tokens"], encoded_text["mask"]
+        ).numpy()
+        tmp = self.get_temp_dir()
+        script = textwrap.dedent(f"""
+            import json, sys
+            import numpy as np
+            import tensorflow as tf
+            m = tf.saved_model.load({version!r})
+            raw = [bytes.fromhex(h) for h in {[b.hex() for b in image_bytes]!r}]
+            texts = tf.constant({texts!r})
+            pixels = tf.stack([tf.io.decode_image(b, channels=3) for b in raw])
+            sig = m.signatures
+            raw_t = tf.constant(raw)
+            out = {{
+                "image": sig["embed_image"](image_bytes=raw_t)["embeddings"],
+                "text": sig["embed_text"](text=texts)["embeddings"],
+                "default": sig["serving_default"](text=texts)["embeddings"],
+                "pixels": sig["embed_image_pixels"](images=pixels)["embeddings"],
+                "score": sig["score"](image_bytes=raw_t, text=texts)["scores"],
+            }}
+            out = {{k: v.numpy() for k, v in out.items()}}
+            np.savez({os.path.join(tmp, "sm.npz")!r}, **out)
+            mine = [n for n in sys.modules
+                    if n.split(".")[0] in ("common", "retrieval")]
+            sys.exit("imported project modules: %s" % mine if mine else 0)
+        """)
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            timeout=300,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with np.load(os.path.join(tmp, "sm.npz")) as actual:
+            np.testing.assert_allclose(actual["image"], expected["image"], atol=1e-5)
+            np.testing.assert_allclose(actual["text"], expected["text"], atol=1e-5)
+            np.testing.assert_allclose(actual["default"], expected["text"], atol=1e-5)
+            np.testing.assert_allclose(actual["score"], expected["score"], atol=1e-5)
+            # full-size pixels go through the same resize as encoded bytes
+            np.testing.assert_allclose(actual["pixels"], expected["image"], atol=1e-5)
+
+    def test_killed_training_resumes_without_repeating_epochs(self):
+        run = os.path.join(self.get_temp_dir(), "runs", "killed")
+        args = train_args(run)
+        args[args.index("training.epochs=2")] = "training.epochs=4"
+        command = [sys.executable, "-m", "retrieval", *args]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        history = os.path.join(run, "history.csv")
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None:
+            if os.path.isfile(history) and len(open(history).read().splitlines()) >= 2:
+                break  # epoch 0 finished (backup written before the CSV row)
+            time.sleep(0.05)
+        self.assertIsNone(process.poll(), "training ended before it could be killed")
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.assertFalse(os.path.isfile(os.path.join(run, "COMPLETE")))
+        result = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=600
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(history) as f:
+            epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+        self.assertEqual(sorted(set(epochs)), [0, 1, 2, 3])
+        self.assertEqual(len(epochs), len(set(epochs)), f"repeated epochs: {epochs}")
+        self.assertTrue(os.path.isfile(os.path.join(run, "COMPLETE")))
