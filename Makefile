@@ -20,14 +20,26 @@ $(STAMP): setup.py
 test: venv
 	$(PY) -m pytest -q
 
+# The retrieval demo: generate data, train, evaluate, export, index, search.
+DEMO_RUN := runs/retrieval-demo
 demo: venv
-	$(PY) -m common.demo
+	rm -rf $(DEMO_RUN)
+	$(PY) -m retrieval train --preset demo --output $(DEMO_RUN)
+	$(PY) -m retrieval evaluate --run $(DEMO_RUN)
+	$(PY) -m retrieval export --run $(DEMO_RUN) --output saved_models/retrieval --keep 3
+	$(PY) -m retrieval index --model saved_models/retrieval \
+		--images $(DEMO_RUN)/data/Images --pattern 'test_*.jpg' \
+		--output saved_models/retrieval_index --keep 3
+	$(PY) -m retrieval search --index saved_models/retrieval_index \
+		"a large red circle at the top left" -k 5 --html $(DEMO_RUN)/search.html
+	$(PY) -m retrieval explain --run $(DEMO_RUN) --image $(DEMO_RUN)/data/Images/test_00000.jpg \
+		--text "$$(sed -n 2p $(DEMO_RUN)/data/captions.txt | cut -d, -f2)"
 
 lint: venv
 	$(VENV)/bin/ruff check .
 
 bench: venv
-	@echo "no benchmarks yet"
+	$(PY) bench/retrieval_pipeline.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

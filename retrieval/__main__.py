@@ -66,7 +66,13 @@ def build_parser():
     )
     p.add_argument("--images", required=True, help="gallery image folder")
     p.add_argument("--output", default="saved_models/retrieval_index")
+    p.add_argument(
+        "--pattern",
+        default="*",
+        help="only image names matching this glob, e.g. 'test_*.jpg'",
+    )
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--keep", type=int, help="keep only the newest N versions")
 
     p = commands.add_parser("search", help="search an index by text or by image")
     p.add_argument("--index", default="saved_models/retrieval_index")
@@ -102,12 +108,13 @@ def run(args):
         if args.precision:
             overrides.append(f"training.precision={args.precision}")
         config = get_config(args.preset, overrides)
-        if args.strategy != "default":
-            raise ValueError(
-                "--strategy mirrored is not available yet in this version (issue: "
-                "scale-out); train with the default strategy."
-            )
-        train(config, args.output, data_path=args.data, verbose=args.verbose)
+        train(
+            config,
+            args.output,
+            data_path=args.data,
+            verbose=args.verbose,
+            strategy=args.strategy,
+        )
     elif args.command == "evaluate":
         from retrieval.evaluate import evaluate
 
@@ -124,7 +131,14 @@ def run(args):
     elif args.command == "index":
         from retrieval.index import build_index
 
-        build_index(args.model, args.images, args.output, batch_size=args.batch_size)
+        build_index(
+            args.model,
+            args.images,
+            args.output,
+            batch_size=args.batch_size,
+            keep=args.keep,
+            pattern=args.pattern,
+        )
     elif args.command == "search":
         from retrieval.search import search, write_html
 

@@ -62,7 +62,10 @@ def render(shape, colour, cell, size, rng, canvas=96):
     row, col = cell
     cy = (row + 0.5) * step + rng.uniform(-3, 3)
     cx = (col + 0.5) * step + rng.uniform(-3, 3)
-    radius = (6.0 if size == "small" else 13.0) + rng.uniform(-1, 1)
+    # Small shapes stay large enough for their outline to survive the resize
+    # to 64x64: with a 6 px radius, circle/square/triangle were the only
+    # attribute the demo model still confused.
+    radius = (9.0 if size == "small" else 15.0) + rng.uniform(-1, 1)
     shade = np.clip(np.array(COLOURS[colour]) + rng.integers(-20, 21, 3), 0, 255)
     fill = tuple(int(v) for v in shade)
     box = (cx - radius, cy - radius, cx + radius, cy + radius)

@@ -7,10 +7,22 @@ from common.metrics import retrieval_metrics
 from retrieval.data import flatten_captions, image_dataset
 
 
+def _compiled(model, name):
+    """`model.<name>` as a cached `tf.function` (eager VGG16 calls are slow)."""
+    cache = model.__dict__.setdefault("_compiled_encoders", {})
+    if name not in cache:
+        method = getattr(model, name)
+        cache[name] = tf.function(
+            lambda x: method(x, training=False), reduce_retracing=True
+        )
+    return cache[name]
+
+
 def embed_images(model, image_paths, image_size, batch_size, keep_regions=False):
     embeddings, regions = [], []
+    encode = _compiled(model, "encode_images")
     for images in image_dataset(image_paths, image_size, batch_size):
-        out = model.encode_images(images, training=False)
+        out = encode(images)
         embeddings.append(out["embeddings"].numpy())
         if keep_regions:
             regions.append(out["regions"].numpy())
@@ -20,8 +32,9 @@ def embed_images(model, image_paths, image_size, batch_size, keep_regions=False)
 
 def embed_texts(model, texts, batch_size, keep_tokens=False):
     embeddings, tokens, masks = [], [], []
+    encode = _compiled(model, "encode_texts")
     for start in range(0, len(texts), batch_size):
-        out = model.encode_texts(tf.constant(texts[start : start + batch_size]))
+        out = encode(tf.constant(texts[start : start + batch_size]))
         embeddings.append(out["embeddings"].numpy())
         if keep_tokens:
             tokens.append(out["tokens"].numpy())

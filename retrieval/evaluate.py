@@ -6,7 +6,7 @@ import os
 from common.training import RunDirectory
 from retrieval.data import load_retrieval_data
 from retrieval.embed import evaluate_embeddings
-from retrieval.train import load_trained_model, set_precision
+from retrieval.train import load_trained_model
 
 
 def format_table(metrics):
@@ -34,7 +34,6 @@ def evaluate(run_dir, data_path=None, split="test", rerank_top_k=None, verbose=T
     """Evaluates a run on a split; writes and returns `metrics.json`'s dict."""
     run = RunDirectory(run_dir)
     config, model = load_trained_model(run_dir)
-    set_precision(config.training.precision)
     data = load_retrieval_data(
         data_path or config.data.path,
         seed=config.data.seed,

@@ -55,16 +55,19 @@ def explain(run_dir, image, text, output=None):
     axes[0].imshow(pixels)
     axes[0].set_title("image", fontsize=9)
     size = pixels.shape[0]
+    # One colour scale for all words; uniform attention (1/R everywhere) sits
+    # at half of it, so a flat map reads as "no preference", not as a peak.
+    top = max(float(maps.max()), 2.0 / maps[0].size)
     for axis, word, heat in zip(axes[1:], words, maps, strict=False):
         axis.imshow(pixels)
         axis.imshow(
             heat,
-            cmap="jet",
-            alpha=0.5,
+            cmap="magma",
+            alpha=0.55,
             extent=(0, size, size, 0),
             interpolation="bilinear",
             vmin=0.0,
-            vmax=max(heat.max(), 1e-6),
+            vmax=top,
         )
         axis.set_title(word, fontsize=9)
     for axis in axes:

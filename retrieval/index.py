@@ -1,5 +1,6 @@
 """A search SavedModel holding a gallery: top-k images for a text or an image."""
 
+import fnmatch
 import os
 
 import numpy as np
@@ -68,13 +69,16 @@ class SearchIndex(tf.Module):
         }
 
 
-def list_gallery(images_dir):
+def list_gallery(images_dir, pattern="*"):
+    """Image files under `images_dir` whose name matches the glob `pattern`."""
     if not os.path.isdir(images_dir):
         raise FileNotFoundError(f"Gallery folder not found: {images_dir!r}.")
     files = []
     for folder, _, names in os.walk(images_dir):
         for name in names:
-            if name.lower().endswith(IMAGE_EXTENSIONS):
+            if name.lower().endswith(IMAGE_EXTENSIONS) and fnmatch.fnmatch(
+                name, pattern
+            ):
                 files.append(os.path.join(folder, name))
     return sorted(files)
 
@@ -112,16 +116,20 @@ def build_index(
     batch_size=32,
     version=None,
     keep=None,
+    pattern="*",
     verbose=True,
 ):
-    """Embeds every image under `images` and exports a search SavedModel.
+    """Embeds every image under `images` (whose name matches the glob
+    `pattern`) and exports a search SavedModel.
 
     Returns the new version folder. Ids are the image paths relative to
     `images`.
     """
     model_dir = resolve_version_dir(model)
     encoder = tf.saved_model.load(model_dir)
-    files = list_gallery(images)
+    files = list_gallery(images, pattern)
+    if not files:
+        raise ValueError(f"No image file matching {pattern!r} under {images!r}.")
     report = SkipReport(images)
     kept, embeddings = embed_gallery(encoder, files, batch_size, report, verbose)
     report.kept = len(kept)

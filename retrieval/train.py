@@ -84,9 +84,14 @@ def save_vocabulary(run, vocabulary):
 
 
 def load_trained_model(run_dir):
-    """`(config, model)` of a run, with its vocabulary and best weights."""
+    """`(config, model)` of a run, with its vocabulary and best weights.
+
+    The model computes in float32 whatever precision it was trained with, so
+    evaluation and exports are exact and portable.
+    """
     run = RunDirectory(run_dir)
     config = load_config(RetrievalConfig, run.config)
+    set_precision("float32")
     model = build_model(config, vocabulary=load_vocabulary(run))
     model.load_weights(run.trained_weights())
     return config, model
@@ -110,11 +115,26 @@ def _optimizer(config, steps_per_epoch, epochs):
     return optimizer
 
 
-def train(config, output, data_path=None, verbose=1, extra_callbacks=()):
+def get_strategy(name):
+    """`tf.distribute` strategy by name: `default` or `mirrored` (all local GPUs)."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    raise ValueError(f"`strategy` must be 'default' or 'mirrored'; received {name!r}.")
+
+
+def train(
+    config, output, data_path=None, verbose=1, extra_callbacks=(), strategy="default"
+):
     """Trains into `output` (resuming if a backup is there); returns the history.
 
     The resolved config is saved as `config.json`, the vocabulary (adapted on
-    the training captions only) as `vocabulary.txt`.
+    the training captions only) as `vocabulary.txt`. With `strategy="mirrored"`
+    the batch is split over the local devices; each replica's contrastive loss
+    uses its own share of the batch as negatives.
     """
     run = RunDirectory(output).create()
     if os.path.isfile(run.complete):
@@ -141,12 +161,14 @@ def train(config, output, data_path=None, verbose=1, extra_callbacks=()):
             f"{len(train_images)} training images is fewer than one batch "
             f"(training.batch_size={t.batch_size})."
         )
-    if os.path.isfile(run.file(VOCABULARY_FILE)):
-        model = build_model(config, vocabulary=load_vocabulary(run))
-    else:
-        model = build_model(config)
-        model.adapt([c for captions in train_captions for c in captions])
-        save_vocabulary(run, model.get_vocabulary())
+    distribution = get_strategy(strategy)
+    with distribution.scope():
+        if os.path.isfile(run.file(VOCABULARY_FILE)):
+            model = build_model(config, vocabulary=load_vocabulary(run))
+        else:
+            model = build_model(config)
+            model.adapt([c for captions in train_captions for c in captions])
+            save_vocabulary(run, model.get_vocabulary())
 
     dataset = training_dataset(
         train_images,
@@ -195,7 +217,8 @@ def train(config, output, data_path=None, verbose=1, extra_callbacks=()):
             model.load_weights(run.last_weights)
             continue
         model.image_encoder.backbone.trainable = backbone_trainable
-        model.compile(optimizer=_optimizer(config, steps, last - first))
+        with distribution.scope():
+            model.compile(optimizer=_optimizer(config, steps, last - first))
         fit = model.fit(
             dataset,
             epochs=last,

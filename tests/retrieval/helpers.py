@@ -20,6 +20,7 @@ TINY_OVERRIDES = [
     "training.warmup_steps=2",
     "training.validation_batch_size=16",
     "training.rerank_top_k=3",
+    "training.precision=float32",
     "data.demo_train_images=24",
     "data.demo_val_images=8",
     "data.demo_test_images=10",

@@ -220,3 +220,41 @@ class RetrievalEndToEndTest(TestCase):
         self.assertEqual(sorted(set(epochs)), [0, 1, 2, 3])
         self.assertEqual(len(epochs), len(set(epochs)), f"repeated epochs: {epochs}")
         self.assertTrue(os.path.isfile(os.path.join(run, "COMPLETE")))
+
+    def test_mirrored_strategy_and_bfloat16(self):
+        run = os.path.join(self.get_temp_dir(), "runs", "mirrored")
+        args = train_args(run)
+        args[args.index("training.epochs=2")] = "training.epochs=1"
+        args += ["--strategy", "mirrored", "--precision", "mixed_bfloat16"]
+        self.assertEqual(cli(*args), 0)
+        with open(os.path.join(run, "config.json")) as f:
+            self.assertEqual(json.load(f)["training"]["precision"], "mixed_bfloat16")
+        self.assertTrue(
+            os.path.isfile(os.path.join(run, "checkpoints", "last.weights.h5"))
+        )
+
+    def test_backbone_from_local_file_stays_frozen_for_the_first_epochs(self):
+        import keras
+
+        tmp = self.get_temp_dir()
+        backbone = keras.applications.VGG16(
+            include_top=False, weights=None, input_shape=(32, 32, 3)
+        )
+        weights_file = os.path.join(tmp, "vgg16_notop.weights.h5")
+        backbone.save_weights(weights_file)
+        run = os.path.join(tmp, "runs", "frozen")
+        args = train_args(run)
+        args[args.index("training.epochs=2")] = "training.epochs=1"
+        args += [
+            "--set",
+            f"model.weights={weights_file}",
+            "--set",
+            "training.freeze_backbone_epochs=1",
+        ]
+        self.assertEqual(cli(*args), 0)
+        _, model = load_trained_model(run)
+        for trained, initial in zip(
+            model.image_encoder.backbone.weights, backbone.weights, strict=False
+        ):
+            np.testing.assert_array_equal(trained.numpy(), initial.numpy())
+        self.assertTrue(os.path.isfile(os.path.join(run, "phase_0_1.done")))
