@@ -1,0 +1,276 @@
+"""Decoding video clips with sound through PyAV (FFmpeg).
+
+`decode_clip(path, num_frames, frame_size, sample_rate)` returns frames
+sampled uniformly over a window of the clip (aspect-preserving resize + centre
+crop) and the audio of the same window, mixed to mono and resampled. Clips of
+any container (mp4, avi, mkv, webm), resolution, frame rate and audio format
+(AAC, MP3, Opus; 44.1/48 kHz; stereo) decode the same way; a clip without an
+audio track gets silence and `audio_present=False`. Decoding stops as soon as
+the window has been read, so a header that claims hours does not make it read
+hours.
+"""
+
+import dataclasses
+import math
+
+import av
+import numpy as np
+
+
+class ClipDecodeError(ValueError):
+    """A clip that cannot be used; the message names the file and the reason."""
+
+
+@dataclasses.dataclass
+class Clip:
+    """A decoded window of a clip.
+
+    Attributes:
+        frames: uint8 `[num_frames, frame_size, frame_size, 3]` RGB.
+        audio: float32 `[round(window * sample_rate)]` mono samples in [-1, 1].
+        audio_present: whether the file has an audio track.
+        start: window start in seconds.
+        window: window length in seconds.
+        duration: the clip's duration in seconds as decoded or declared.
+    """
+
+    frames: np.ndarray
+    audio: np.ndarray
+    audio_present: bool
+    start: float
+    window: float
+    duration: float
+
+
+def _declared_duration(container, stream):
+    if stream is not None and stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000
+    return None
+
+
+def _resize_and_crop(frame, size):
+    """An `av.VideoFrame` -> uint8 `[size, size, 3]`, short side scaled to size."""
+    width, height = frame.width, frame.height
+    scale = size / min(width, height)
+    new_w = max(size, int(round(width * scale)))
+    new_h = max(size, int(round(height * scale)))
+    image = frame.reformat(width=new_w, height=new_h, format="rgb24").to_ndarray()
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return np.ascontiguousarray(image[top : top + size, left : left + size])
+
+
+def choose_window(duration, clip_seconds, mode="center", rng=None):
+    """`(start, length)` in seconds of the window to decode.
+
+    `clip_seconds=None` takes the whole clip; `mode` is `"center"` (evaluation)
+    or `"random"` (training).
+    """
+    if clip_seconds is None or clip_seconds >= duration:
+        return 0.0, float(duration)
+    if mode == "random":
+        rng = rng or np.random.default_rng()
+        return float(rng.uniform(0.0, duration - clip_seconds)), float(clip_seconds)
+    if mode != "center":
+        raise ValueError(f"`mode` must be 'center' or 'random'; received {mode!r}.")
+    return (duration - clip_seconds) / 2.0, float(clip_seconds)
+
+
+def sample_times(start, window, num_frames):
+    """Centres of `num_frames` equal slices of the window."""
+    step = window / num_frames
+    return start + step * (np.arange(num_frames) + 0.5)
+
+
+def decode_clip(
+    path,
+    num_frames,
+    frame_size,
+    sample_rate=16000,
+    clip_seconds=None,
+    mode="center",
+    rng=None,
+    max_duration=None,
+):
+    """Decodes `num_frames` frames and the matching audio of one clip.
+
+    Args:
+        path: video file.
+        num_frames: frames sampled uniformly over the window.
+        frame_size: side of the square frames.
+        sample_rate: output audio rate in Hz (mono).
+        clip_seconds: window length; `None` = the whole clip.
+        mode: `"center"` or `"random"` window placement.
+        rng: NumPy generator for `"random"`.
+        max_duration: refuse clips declaring more seconds than this.
+
+    Returns:
+        A `Clip`.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ClipDecodeError: unreadable, no video stream, no decodable frame, or
+            too long; the message names the file.
+    """
+    try:
+        container = av.open(str(path))
+    except FileNotFoundError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        raise ClipDecodeError(f"{path}: cannot open as a video ({error}).") from error
+    with container:
+        if not container.streams.video:
+            raise ClipDecodeError(f"{path}: no video stream.")
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        duration = _declared_duration(container, video)
+        if duration is not None and max_duration is not None and duration > max_duration:
+            raise ClipDecodeError(
+                f"{path}: declares {duration:.0f} s, over the {max_duration:.0f} s limit."
+            )
+        if duration is None or duration <= 0:
+            duration = None
+        start, window = (
+            choose_window(duration, clip_seconds, mode, rng) if duration else (0.0, None)
+        )
+        targets = sample_times(start, window, num_frames) if window else None
+        end = start + window if window else math.inf
+
+        frames = [None] * num_frames
+        kept = []  # (time, frame) for clips of unknown duration
+        resampler = (
+            av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            if audio is not None
+            else None
+        )
+        chunks, audio_start = [], None
+        video_done = False
+        audio_done = audio is None
+        # A frame that starts within half a frame before a target covers it.
+        slack = 0.5 / float(video.average_rate or 25)
+        streams = [video] + ([audio] if audio is not None else [])
+        next_target = 0
+        last_frame = None
+        try:
+            for packet in container.demux(streams):
+                if packet.stream.type == "video" and not video_done:
+                    for frame in packet.decode():
+                        if frame.time is None:
+                            continue
+                        if targets is None:
+                            kept.append((frame.time, _resize_and_crop(frame, frame_size)))
+                            continue
+                        covered = next_target
+                        while covered < num_frames and frame.time >= (
+                            targets[covered] - slack
+                        ):
+                            covered += 1
+                        if covered > next_target:
+                            image = _resize_and_crop(frame, frame_size)
+                            for index in range(next_target, covered):
+                                frames[index] = image
+                            next_target = covered
+                        last_frame = frame
+                        if next_target >= num_frames:
+                            video_done = True
+                elif packet.stream.type == "audio" and not audio_done:
+                    for frame in packet.decode():
+                        if frame.time is not None and audio_start is None:
+                            audio_start = frame.time
+                        for out in resampler.resample(frame):
+                            chunks.append(out.to_ndarray().reshape(-1))
+                        if frame.time is not None and frame.time > end:
+                            audio_done = True
+                if video_done and audio_done:
+                    break
+            if resampler is not None and not audio_done:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as error:
+            # A truncated or corrupt tail: keep what decoded, if anything.
+            if last_frame is None and not kept:
+                raise ClipDecodeError(f"{path}: corrupt video data ({error}).") from error
+
+        if targets is None:
+            if not kept:
+                raise ClipDecodeError(f"{path}: no decodable video frame.")
+            duration = kept[-1][0] + 1.0 / float(video.average_rate or 25)
+            start, window = choose_window(duration, clip_seconds, mode, rng)
+            times = np.array([t for t, _ in kept])
+            picks = np.searchsorted(times, sample_times(start, window, num_frames))
+            frames = [kept[min(i, len(kept) - 1)][1] for i in picks]
+        else:
+            decoded = [f for f in frames if f is not None]
+            if not decoded and last_frame is None:
+                raise ClipDecodeError(f"{path}: no decodable video frame.")
+            # A clip shorter than declared: repeat the last frame decoded.
+            fallback = decoded[-1] if decoded else _resize_and_crop(last_frame, frame_size)
+            frames = [f if f is not None else fallback for f in frames]
+
+        samples = int(round(window * sample_rate))
+        waveform = np.zeros(samples, dtype=np.float32)
+        if chunks:
+            signal = np.concatenate(chunks).astype(np.float32)
+            offset = int(round((start - (audio_start or 0.0)) * sample_rate))
+            piece = signal[max(offset, 0) : max(offset, 0) + samples]
+            waveform[max(-offset, 0) : max(-offset, 0) + len(piece)] = piece[
+                : samples - max(-offset, 0)
+            ]
+        np.clip(waveform, -1.0, 1.0, out=waveform)
+        return Clip(
+            frames=np.stack(frames).astype(np.uint8),
+            audio=waveform,
+            audio_present=audio is not None,
+            start=float(start),
+            window=float(window),
+            duration=float(duration),
+        )
+
+
+def write_clip(
+    path,
+    frames,
+    fps,
+    audio=None,
+    sample_rate=16000,
+    channels=1,
+    video_codec="libx264",
+    audio_codec="aac",
+):
+    """Writes uint8 `[T, H, W, 3]` frames (and float audio) to a video file.
+
+    `audio` is `[samples]` (mono, duplicated to `channels`) or
+    `[channels, samples]` in [-1, 1]; `None` writes no audio track. H and W
+    must be even for H.264's yuv420p.
+    """
+    frames = np.asarray(frames, dtype=np.uint8)
+    layout = {1: "mono", 2: "stereo"}[channels]
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream(video_codec, rate=int(fps))
+        video.width, video.height = frames.shape[2], frames.shape[1]
+        video.pix_fmt = "yuv420p"
+        stream = None
+        if audio is not None:
+            stream = container.add_stream(audio_codec, rate=int(sample_rate))
+            stream.layout = layout
+            audio = np.asarray(audio, dtype=np.float32)
+            if audio.ndim == 1:
+                audio = np.repeat(audio[None], channels, axis=0)
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for packet in video.encode(frame):
+                container.mux(packet)
+        if stream is not None:
+            hop = 1024
+            for start in range(0, audio.shape[1], hop):
+                chunk = np.ascontiguousarray(audio[:, start : start + hop])
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                frame.sample_rate = int(sample_rate)
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    return str(path)
