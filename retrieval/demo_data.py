@@ -18,6 +18,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
+from common.data.files import read_text
+
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {
     "red": (220, 40, 40),
@@ -109,7 +111,7 @@ def generate_demo_data(output_dir, num_train=1500, num_val=100, num_test=300, se
     captions_path = os.path.join(output_dir, "captions.txt")
     stamp = os.path.join(output_dir, ".complete")
     signature = f"{num_train},{num_val},{num_test},{seed}"
-    if os.path.isfile(stamp) and open(stamp, encoding="utf-8").read() == signature:
+    if read_text(stamp) == signature:
         return captions_path
     rng = np.random.default_rng(seed)
     images_dir = os.path.join(output_dir, "Images")

@@ -125,14 +125,21 @@ def decode_clip(
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         duration = _declared_duration(container, video)
-        if duration is not None and max_duration is not None and duration > max_duration:
+        if (
+            duration is not None
+            and max_duration is not None
+            and duration > max_duration
+        ):
             raise ClipDecodeError(
-                f"{path}: declares {duration:.0f} s, over the {max_duration:.0f} s limit."
+                f"{path}: declares {duration:.0f} s, over the "
+                f"{max_duration:.0f} s limit."
             )
         if duration is None or duration <= 0:
             duration = None
         start, window = (
-            choose_window(duration, clip_seconds, mode, rng) if duration else (0.0, None)
+            choose_window(duration, clip_seconds, mode, rng)
+            if duration
+            else (0.0, None)
         )
         targets = sample_times(start, window, num_frames) if window else None
         end = start + window if window else math.inf
@@ -159,7 +166,9 @@ def decode_clip(
                         if frame.time is None:
                             continue
                         if targets is None:
-                            kept.append((frame.time, _resize_and_crop(frame, frame_size)))
+                            kept.append(
+                                (frame.time, _resize_and_crop(frame, frame_size))
+                            )
                             continue
                         covered = next_target
                         while covered < num_frames and frame.time >= (
@@ -190,7 +199,9 @@ def decode_clip(
         except av.error.FFmpegError as error:
             # A truncated or corrupt tail: keep what decoded, if anything.
             if last_frame is None and not kept:
-                raise ClipDecodeError(f"{path}: corrupt video data ({error}).") from error
+                raise ClipDecodeError(
+                    f"{path}: corrupt video data ({error})."
+                ) from error
 
         if targets is None:
             if not kept:
@@ -205,7 +216,9 @@ def decode_clip(
             if not decoded and last_frame is None:
                 raise ClipDecodeError(f"{path}: no decodable video frame.")
             # A clip shorter than declared: repeat the last frame decoded.
-            fallback = decoded[-1] if decoded else _resize_and_crop(last_frame, frame_size)
+            fallback = (
+                decoded[-1] if decoded else _resize_and_crop(last_frame, frame_size)
+            )
             frames = [f if f is not None else fallback for f in frames]
 
         samples = int(round(window * sample_rate))

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -64,7 +65,7 @@ class RetrievalEndToEndTest(TestCase):
 
         images_dir = os.path.join(run, "data", "Images")
         names = sorted(os.listdir(images_dir))[:3]
-        image_bytes = [open(os.path.join(images_dir, n), "rb").read() for n in names]
+        image_bytes = [pathlib.Path(images_dir, n).read_bytes() for n in names]
         texts = ["a small red circle at the top left", "a big blue square", ""]
         self.check_savedmodel_matches_keras(run, version, image_bytes, texts)
 
@@ -103,7 +104,7 @@ class RetrievalEndToEndTest(TestCase):
             ),
             0,
         )
-        html_text = open(page, encoding="utf-8").read()
+        html_text = pathlib.Path(page).read_text(encoding="utf-8")
         self.assertNotIn("<script>", html_text)
         self.assertIn("&lt;script&gt;", html_text)
         self.assertEqual(
@@ -204,7 +205,7 @@ class RetrievalEndToEndTest(TestCase):
         )
         deadline = time.time() + 300
         while time.time() < deadline and process.poll() is None:
-            if os.path.isfile(history) and len(open(history).read().splitlines()) >= 2:
+            if os.path.isfile(history) and len(pathlib.Path(history).read_text().splitlines()) >= 2:
                 break  # epoch 0 finished (backup written before the CSV row)
             time.sleep(0.05)
         self.assertIsNone(process.poll(), "training ended before it could be killed")

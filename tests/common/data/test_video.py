@@ -1,4 +1,5 @@
 import os
+import pathlib
 
 import numpy as np
 
@@ -41,8 +42,12 @@ class DecodeClipTest(TestCase):
 
     def test_44khz_stereo_aac_tone_stays_at_440_hz(self):
         path = write_clip(
-            os.path.join(self.dir, "tone.mp4"), numbered_frames(20), fps=10,
-            audio=tone(440, 2.0, 44100), sample_rate=44100, channels=2,
+            os.path.join(self.dir, "tone.mp4"),
+            numbered_frames(20),
+            fps=10,
+            audio=tone(440, 2.0, 44100),
+            sample_rate=44100,
+            channels=2,
         )
         clip = decode_clip(path, num_frames=4, frame_size=32, sample_rate=16000)
         self.assertTrue(clip.audio_present)
@@ -53,8 +58,12 @@ class DecodeClipTest(TestCase):
     def test_window_audio_is_aligned_with_the_window(self):
         audio = np.concatenate([tone(440, 1.0, 48000), tone(1000, 1.0, 48000)])
         path = write_clip(
-            os.path.join(self.dir, "two.mkv"), numbered_frames(20), fps=10,
-            audio=audio, sample_rate=48000, audio_codec="libopus",
+            os.path.join(self.dir, "two.mkv"),
+            numbered_frames(20),
+            fps=10,
+            audio=audio,
+            sample_rate=48000,
+            audio_codec="libopus",
         )
         clip = decode_clip(path, 2, 32, sample_rate=16000, clip_seconds=1.0)
         self.assertAlmostEqual(clip.start, 0.5, delta=0.02)  # container padding
@@ -65,12 +74,18 @@ class DecodeClipTest(TestCase):
         # target, half a frame of slack); mkv declares a slightly longer clip
         targets = clip.start + clip.window * np.array([0.25, 0.75])
         expected = 10 * np.ceil((targets - 0.05) * 10 - 1e-9)
-        np.testing.assert_allclose(clip.frames.reshape(2, -1).mean(axis=1), expected, atol=4)
+        np.testing.assert_allclose(
+            clip.frames.reshape(2, -1).mean(axis=1), expected, atol=4
+        )
 
     def test_mp3_in_avi_and_portrait_resolution(self):
         path = write_clip(
-            os.path.join(self.dir, "p.avi"), numbered_frames(10, 98, 34), fps=5,
-            audio=tone(300, 2.0, 22050), sample_rate=22050, video_codec="mpeg4",
+            os.path.join(self.dir, "p.avi"),
+            numbered_frames(10, 98, 34),
+            fps=5,
+            audio=tone(300, 2.0, 22050),
+            sample_rate=22050,
+            video_codec="mpeg4",
             audio_codec="libmp3lame",
         )
         clip = decode_clip(path, 3, 32, sample_rate=16000)
@@ -111,8 +126,9 @@ class DecodeClipTest(TestCase):
 
         with av.open(audio_only, "w") as container:
             stream = container.add_stream("aac", rate=16000)
-            frame = av.AudioFrame.from_ndarray(tone(440, 0.5, 16000)[None], format="fltp",
-                                               layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                tone(440, 0.5, 16000)[None], format="fltp", layout="mono"
+            )
             frame.sample_rate = 16000
             for packet in list(stream.encode(frame)) + list(stream.encode(None)):
                 container.mux(packet)
@@ -120,9 +136,13 @@ class DecodeClipTest(TestCase):
             decode_clip(audio_only, 2, 32)
 
     def test_truncated_file_decodes_what_is_there_or_fails_clearly(self):
-        path = write_clip(os.path.join(self.dir, "full.mp4"), numbered_frames(30), fps=10,
-                          audio=tone(440, 3.0, 16000))
-        data = open(path, "rb").read()
+        path = write_clip(
+            os.path.join(self.dir, "full.mp4"),
+            numbered_frames(30),
+            fps=10,
+            audio=tone(440, 3.0, 16000),
+        )
+        data = pathlib.Path(path).read_bytes()
         truncated = os.path.join(self.dir, "truncated.mp4")
         with open(truncated, "wb") as f:
             f.write(data[: len(data) // 2])
@@ -134,6 +154,8 @@ class DecodeClipTest(TestCase):
             self.assertEqual(clip.frames.shape, (4, 32, 32, 3))
 
     def test_declared_length_limit(self):
-        path = write_clip(os.path.join(self.dir, "long.mp4"), numbered_frames(20), fps=10)
+        path = write_clip(
+            os.path.join(self.dir, "long.mp4"), numbered_frames(20), fps=10
+        )
         with self.assertRaisesRegex(ClipDecodeError, "long.mp4: declares 2 s"):
             decode_clip(path, 2, 32, max_duration=1.0)
