@@ -205,7 +205,10 @@ class RetrievalEndToEndTest(TestCase):
         )
         deadline = time.time() + 300
         while time.time() < deadline and process.poll() is None:
-            if os.path.isfile(history) and len(pathlib.Path(history).read_text().splitlines()) >= 2:
+            if (
+                os.path.isfile(history)
+                and len(pathlib.Path(history).read_text().splitlines()) >= 2
+            ):
                 break  # epoch 0 finished (backup written before the CSV row)
             time.sleep(0.05)
         self.assertIsNone(process.poll(), "training ended before it could be killed")
