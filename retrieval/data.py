@@ -31,6 +31,7 @@ import tensorflow as tf
 from PIL import Image
 
 from common.data import SkipReport, decode_and_resize
+from common.data.files import resolve_inside
 
 SPLITS = ("train", "val", "test")
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
@@ -311,17 +312,6 @@ def read_entries(path, report):
 
 # ----------------------------------------------------------------------------
 # Validation and splitting.
-
-
-def resolve_inside(root, reference):
-    """Absolute path of `reference` under `root`, or None if it escapes root."""
-    if os.path.isabs(reference):
-        return None
-    root = os.path.realpath(root)
-    path = os.path.realpath(os.path.join(root, reference))
-    if os.path.commonpath([root, path]) != root:
-        return None
-    return path
 
 
 def check_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
