@@ -93,7 +93,8 @@ def _read_csv(path, report):
     header = [h.strip().lower() for h in rows[0]]
     if header[:2] != ["path", "label"]:
         raise ValueError(
-            f"{path} must start with a header 'path,label[,split]'; received {rows[0]!r}."
+            f"{path} must start with a header 'path,label[,split]'; received "
+            f"{rows[0]!r}."
         )
     entries = []
     name = os.path.basename(path)
@@ -221,7 +222,7 @@ def load_video_data(
     if not train_labels:
         raise ValueError(f"No training clip in {path!r}: {report.summary()}")
     keep = []
-    for index, (clip_labels, split) in enumerate(zip(labels, splits, strict=True)):
+    for index, clip_labels in enumerate(labels):
         unseen = [label for label in clip_labels if label not in train_labels]
         if unseen:
             report.skip("label unseen in training", f"{paths[index]}: {unseen}")
@@ -244,7 +245,8 @@ def load_video_data(
     if verbose:
         counts = data.counts()
         print(
-            f"Data: {layout} layout, {len(paths)} clips, {len(data.class_names)} classes "
+            f"Data: {layout} layout, {len(paths)} clips, "
+            f"{len(data.class_names)} classes "
             f"(train {counts['train']}, val {counts['val']}, test {counts['test']})"
         )
         if report.skipped:
