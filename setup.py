@@ -47,6 +47,7 @@ setup(
     entry_points={
         "console_scripts": [
             "mm-retrieval=retrieval.__main__:main",
+            "mm-video=video_understanding.__main__:main",
         ],
     },
     classifiers=[

@@ -1,0 +1,245 @@
+"""Decode clips once into sharded TFRecords: frames as JPEG, audio as int16 PCM.
+
+`prepare(data, output)` writes `output/<split>-NNNNN-of-MMMMM.tfrecord` shards in
+parallel processes, each shard first as a hidden temporary file renamed when
+complete, so a rerun keeps the finished shards and writes only the missing
+ones. `output/prepare.json` records the settings and class names (a rerun with
+other settings is refused); `output/skipped.json` lists clips that failed to
+decode. `prepared_dataset(output, split)` reads them back with tf.data.
+"""
+
+import io
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from common.data import SkipReport
+from common.data.video import ClipDecodeError, decode_clip
+from video_understanding.data import SPLITS, load_video_data
+
+METADATA = "prepare.json"
+SKIPPED = "skipped.json"
+
+
+def _jpeg(frame):
+    buffer = io.BytesIO()
+    # 4:4:4 chroma: small frames keep sharp colour edges.
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=95, subsampling=0)
+    return buffer.getvalue()
+
+
+def _example(clip, targets, path):
+    import tensorflow as tf
+
+    def int64s(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+    pcm = np.round(clip.audio * 32767.0).astype("<i2").tobytes()
+    features = {
+        "frames": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[_jpeg(f) for f in clip.frames])
+        ),
+        "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[pcm])),
+        "labels": int64s(targets),
+        "audio_present": int64s([int(clip.audio_present)]),
+        "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
+        "duration": tf.train.Feature(
+            float_list=tf.train.FloatList(value=[clip.duration])
+        ),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def write_shard(shard_path, clips, settings):
+    """Decodes `clips` (`[(path, [label index, ...])]`) into one shard.
+
+    Returns `(written, [(path, reason), ...])`. Runs in a worker process.
+    """
+    import tensorflow as tf
+
+    tmp = os.path.join(os.path.dirname(shard_path), "." + os.path.basename(shard_path))
+    problems, written = [], 0
+    with tf.io.TFRecordWriter(tmp) as writer:
+        for path, targets in clips:
+            try:
+                clip = decode_clip(
+                    path,
+                    settings["num_frames"],
+                    settings["frame_size"],
+                    sample_rate=settings["sample_rate"],
+                    clip_seconds=settings["clip_seconds"],
+                    mode="center",
+                    max_duration=settings["max_duration"],
+                )
+            except (ClipDecodeError, OSError) as error:
+                problems.append((path, str(error)))
+                continue
+            writer.write(_example(clip, targets, path).SerializeToString())
+            written += 1
+    os.replace(tmp, shard_path)
+    return written, problems
+
+
+def plan_shards(data, shard_size):
+    """`[(split, shard file name, [(path, label indices)])]` for every split."""
+    index = {name: i for i, name in enumerate(data.class_names)}
+    plan = []
+    for split in SPLITS:
+        paths, labels = data.subset(split)
+        items = [
+            (p, [index[n] for n in ls]) for p, ls in zip(paths, labels, strict=True)
+        ]
+        count = -(-len(items) // shard_size)
+        for shard in range(count):
+            name = f"{split}-{shard:05d}-of-{count:05d}.tfrecord"
+            plan.append(
+                (split, name, items[shard * shard_size : (shard + 1) * shard_size])
+            )
+    return plan
+
+
+def prepare(
+    data_path,
+    output,
+    num_frames=8,
+    frame_size=112,
+    sample_rate=16000,
+    clip_seconds=None,
+    shard_size=64,
+    workers=None,
+    max_duration=3600.0,
+    seed=0,
+    val_fraction=0.1,
+    test_fraction=0.1,
+    verbose=True,
+):
+    """Writes the shards (keeping complete ones); returns the metadata dict."""
+    data = load_video_data(
+        data_path,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        verbose=verbose,
+    )
+    settings = {
+        "num_frames": int(num_frames),
+        "frame_size": int(frame_size),
+        "sample_rate": int(sample_rate),
+        "clip_seconds": clip_seconds,
+        "max_duration": max_duration,
+        "shard_size": int(shard_size),
+    }
+    os.makedirs(output, exist_ok=True)
+    metadata_path = os.path.join(output, METADATA)
+    metadata = {
+        "settings": settings,
+        "class_names": data.class_names,
+        "multi_label": data.multi_label,
+        "data": os.path.abspath(data_path),
+    }
+    if os.path.isfile(metadata_path):
+        with open(metadata_path, encoding="utf-8") as f:
+            previous = json.load(f)
+        if {k: previous.get(k) for k in metadata if k != "data"} != {
+            k: v for k, v in metadata.items() if k != "data"
+        }:
+            raise ValueError(
+                f"{output} holds shards prepared with other settings or classes "
+                f"({previous.get('settings')}); use a new --output folder."
+            )
+    plan = plan_shards(data, shard_size)
+    todo = [
+        (split, name, clips)
+        for split, name, clips in plan
+        if not os.path.isfile(os.path.join(output, name))
+    ]
+    report = SkipReport(data_path)
+    skipped_path = os.path.join(output, SKIPPED)
+    earlier = []
+    if os.path.isfile(skipped_path):
+        with open(skipped_path, encoding="utf-8") as f:
+            earlier = json.load(f)
+    problems = list(earlier)
+    workers = workers or min(len(todo), os.cpu_count() or 1) or 1
+    progress = tqdm(
+        total=len(todo), desc="Preparing shards", unit="shard", disable=not verbose
+    )
+    if todo:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(write_shard, os.path.join(output, name), clips, settings)
+                for _, name, clips in todo
+            ]
+            for future in as_completed(futures):
+                _, shard_problems = future.result()
+                problems.extend(shard_problems)
+                progress.update(1)
+    progress.close()
+    for path, reason in problems:
+        report.skip(reason.split(": ", 1)[-1].split(" (")[0], path)
+    with open(skipped_path, "w", encoding="utf-8") as f:
+        json.dump(problems, f, indent=2)
+    metadata["shards"] = {
+        split: sorted(n for s, n, _ in plan if s == split) for split in SPLITS
+    }
+    metadata["skipped"] = len(problems)
+    with open(metadata_path, "w", encoding="utf-8") as f:
+        json.dump(metadata, f, indent=2)
+    if verbose:
+        print(
+            f"Prepared {len(plan)} shards in {output} ({len(plan) - len(todo)} kept "
+            f"from before); skipped clips: {len(problems)}"
+        )
+        if problems:
+            print("Skipped: " + report.summary())
+    return metadata
+
+
+def prepared_dataset(output, split, batch_size=None):
+    """`({"frames": uint8 [T, S, S, 3], "audio": float32 [N], "audio_present":
+    bool}, labels int64 [k])` examples from the shards of `split`."""
+    import tensorflow as tf
+
+    with open(os.path.join(output, METADATA), encoding="utf-8") as f:
+        metadata = json.load(f)
+    settings = metadata["settings"]
+    files = [os.path.join(output, n) for n in metadata["shards"][split]]
+    if not files:
+        raise ValueError(f"No {split!r} shards in {output}.")
+    size, frames = settings["frame_size"], settings["num_frames"]
+    spec = {
+        "frames": tf.io.FixedLenFeature([frames], tf.string),
+        "audio": tf.io.FixedLenFeature([], tf.string),
+        "labels": tf.io.VarLenFeature(tf.int64),
+        "audio_present": tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, spec)
+        images = tf.map_fn(
+            lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3),
+            example["frames"],
+            fn_output_signature=tf.TensorSpec((size, size, 3), tf.uint8),
+        )
+        pcm = tf.io.decode_raw(example["audio"], tf.int16)
+        audio = tf.cast(pcm, tf.float32) / 32767.0
+        inputs = {
+            "frames": images,
+            "audio": audio,
+            "audio_present": tf.cast(example["audio_present"][0], tf.bool),
+        }
+        return inputs, tf.sparse.to_dense(example["labels"])
+
+    dataset = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size:
+        dataset = dataset.padded_batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
