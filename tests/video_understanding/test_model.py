@@ -1,0 +1,82 @@
+import keras
+import numpy as np
+
+from common.testing import TestCase
+from video_understanding.model import FUSIONS, VideoUnderstandingModel
+
+SMALL = dict(
+    num_classes=4,
+    num_frames=2,
+    frame_size=32,
+    sample_rate=8000,
+    hidden_dim=16,
+    num_heads=2,
+    key_dim=8,
+    num_layers=1,
+    num_mel_bins=16,
+    fft_length=256,
+    sequence_stride=128,
+    audio_filters=(8,),
+)
+
+
+def batch(size=4):
+    rng = np.random.default_rng(0)
+    return {
+        "frames": rng.integers(0, 256, (size, 2, 32, 32, 3), dtype=np.uint8),
+        "audio": rng.uniform(-0.5, 0.5, (size, 4000)).astype("float32"),
+        "audio_present": np.array([True, True, False, True][:size]),
+    }
+
+
+class VideoUnderstandingModelTest(TestCase):
+    def test_every_fusion_and_modality_builds_and_trains_a_step(self):
+        labels = np.array([0, 1, 2, 3])
+        variants = [dict(fusion=f) for f in FUSIONS] + [
+            dict(modalities=("video",)),
+            dict(modalities=("audio",)),
+        ]
+        for variant in variants:
+            model = VideoUnderstandingModel(**SMALL, **variant)
+            model.build()
+            probabilities = model(batch())
+            self.assertEqual(tuple(probabilities.shape), (4, 4), variant)
+            np.testing.assert_allclose(probabilities.numpy().sum(1), 1.0, atol=1e-5)
+            model.compile(
+                optimizer=keras.optimizers.AdamW(1e-4),
+                loss="sparse_categorical_crossentropy",
+            )
+            history = model.fit(batch(), labels, epochs=1, batch_size=4, verbose=0)
+            self.assertTrue(np.isfinite(history.history["loss"][0]), variant)
+
+    def test_missing_audio_blanks_audio_tokens(self):
+        model = VideoUnderstandingModel(**SMALL, modalities=("audio",))
+        model.build()
+        inputs = batch()
+        silent_but_present = dict(inputs, audio_present=np.array([False] * 4))
+        other_audio = dict(silent_but_present, audio=inputs["audio"][::-1].copy())
+        # With audio_present False the waveform makes no difference.
+        self.assertAllClose(model(silent_but_present), model(other_audio), atol=1e-6)
+
+    def test_frame_differences_feed_motion(self):
+        model = VideoUnderstandingModel(**SMALL, modalities=("video",))
+        model.build()
+        inputs = batch()
+        still = dict(inputs, frames=np.repeat(inputs["frames"][:, :1], 2, axis=1))
+        moving = dict(inputs, frames=inputs["frames"])
+        self.assertFalse(np.allclose(model(still).numpy(), model(moving).numpy()))
+
+    def test_multi_label_and_saving(self):
+        model = VideoUnderstandingModel(**SMALL, fusion="graph", multi_label=True)
+        model.build()
+        out = model(batch()).numpy()
+        self.assertTrue(((out > 0) & (out < 1)).all())
+        self.run_model_saving_test(model, (batch(),), atol=1e-5)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "fusion.*'concat'"):
+            VideoUnderstandingModel(4, fusion="concat")
+        with self.assertRaisesRegex(ValueError, "modalities"):
+            VideoUnderstandingModel(4, modalities=("text",))
+        with self.assertRaisesRegex(ValueError, "3-channel"):
+            VideoUnderstandingModel(4, weights="imagenet", frame_differences=True)

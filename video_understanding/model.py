@@ -1,0 +1,320 @@
+"""The video model: per-frame VGG16 + Conv1D audio, fused across modalities."""
+
+import keras
+from keras import ops
+
+from common.encoders import Conv1DAudioEncoder, VGG16ImageEncoder
+from common.layers import (
+    CrossModalAttention,
+    EarlyFusion,
+    LateFusion,
+    ModalityGraphFusion,
+    SelfAttentionBlock,
+)
+
+FUSIONS = ("cross_attention", "early", "late", "self_attention", "graph")
+MODALITIES = (("video", "audio"), ("video",), ("audio",))
+
+
+@keras.saving.register_keras_serializable(package="video_understanding")
+class VideoUnderstandingModel(keras.Model):
+    """Clip classifier from sampled frames and the audio waveform.
+
+    Frames go through VGG16 one at a time (the frames axis folded into the
+    batch, as `TimeDistributed` does), each optionally stacked with its
+    difference from the previous frame so that motion is visible to a
+    per-frame network; a learned temporal position embedding is added. Audio
+    goes through `Conv1DAudioEncoder` (log-mel inside). The token sequences are
+    fused by `fusion` and classified.
+
+    Args:
+        num_classes: int. Number of classes.
+        num_frames: int. Frames per clip.
+        frame_size: int. Side of the square frames.
+        sample_rate: int. Audio sampling rate.
+        fusion: `"cross_attention"` (video attends to audio and audio to
+            video with `CrossModalAttention`), `"early"`, `"late"`,
+            `"self_attention"` or `"graph"`.
+        modalities: `("video", "audio")`, `("video",)` or `("audio",)`.
+        hidden_dim: token width of both modalities.
+        num_heads: attention heads.
+        key_dim: size per head.
+        num_layers: `SelfAttentionBlock`s / graph layers.
+        weights: VGG16 weights (`"imagenet"` needs `frame_differences=False`).
+        feature_layer: VGG16 layer whose pooled output is the frame feature.
+        frame_differences: stack each frame with its difference (6 channels).
+        modality_dropout: probability, per training example, of blanking one
+            of two modalities, so a missing modality degrades gracefully.
+        dropout_rate: dropout before the classifier.
+        multi_label: sigmoid outputs instead of softmax.
+        num_mel_bins, fft_length, sequence_stride, audio_filters: audio
+            encoder settings.
+        **kwargs: base model arguments.
+
+    Call arguments:
+        inputs: dict with `frames` uint8 `[B, T, S, S, 3]`, `audio` float32
+            `[B, N]` and optionally `audio_present` bool `[B]` (False blanks
+            the audio tokens).
+        training: bool.
+
+    Returns:
+        Class probabilities `[B, num_classes]`.
+
+    Reference:
+        Simonyan and Zisserman, ICLR 2015; Hershey et al., ICASSP 2017;
+        Nagrani et al., "Attention Bottlenecks for Multimodal Fusion",
+        NeurIPS 2021.
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        num_frames=8,
+        frame_size=112,
+        sample_rate=16000,
+        fusion="cross_attention",
+        modalities=("video", "audio"),
+        hidden_dim=128,
+        num_heads=4,
+        key_dim=32,
+        num_layers=2,
+        weights=None,
+        feature_layer="block5_pool",
+        frame_differences=True,
+        modality_dropout=0.1,
+        dropout_rate=0.1,
+        multi_label=False,
+        num_mel_bins=64,
+        fft_length=512,
+        sequence_stride=160,
+        audio_filters=(64, 128),
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        modalities = tuple(modalities)
+        if fusion not in FUSIONS:
+            raise ValueError(f"`fusion` must be one of {FUSIONS}; received {fusion!r}.")
+        if modalities not in MODALITIES:
+            raise ValueError(
+                f"`modalities` must be one of {MODALITIES}; received {modalities!r}."
+            )
+        if weights == "imagenet" and frame_differences:
+            raise ValueError(
+                "ImageNet weights take 3-channel frames; set frame_differences=False "
+                "or weights=None."
+            )
+        self.num_classes = int(num_classes)
+        self.num_frames = int(num_frames)
+        self.frame_size = int(frame_size)
+        self.sample_rate = int(sample_rate)
+        self.fusion = fusion
+        self.modalities = modalities
+        self.hidden_dim = int(hidden_dim)
+        self.num_heads = int(num_heads)
+        self.key_dim = int(key_dim)
+        self.num_layers = int(num_layers)
+        self.feature_layer = feature_layer
+        self.frame_differences = bool(frame_differences)
+        self.modality_dropout = float(modality_dropout)
+        self.dropout_rate = float(dropout_rate)
+        self.multi_label = bool(multi_label)
+        self.num_mel_bins = int(num_mel_bins)
+        self.fft_length = int(fft_length)
+        self.sequence_stride = int(sequence_stride)
+        self.audio_filters = tuple(int(f) for f in audio_filters)
+        self.use_video = "video" in modalities
+        self.use_audio = "audio" in modalities
+
+        channels = 6 if self.frame_differences else 3
+        if self.use_video:
+            self.frame_encoder = VGG16ImageEncoder(
+                (self.frame_size, self.frame_size, channels),
+                weights=weights,
+                feature_layer=feature_layer,
+                projection_dim=self.hidden_dim,
+                name="frame_encoder",
+            )
+        if self.use_audio:
+            self.audio_encoder = Conv1DAudioEncoder(
+                sample_rate=self.sample_rate,
+                num_mel_bins=self.num_mel_bins,
+                fft_length=self.fft_length,
+                sequence_stride=self.sequence_stride,
+                filters=self.audio_filters,
+                projection_dim=self.hidden_dim,
+                name="audio_encoder",
+            )
+        both = self.use_video and self.use_audio
+        if both and fusion == "cross_attention":
+            self.video_to_audio = CrossModalAttention(
+                self.num_heads, self.key_dim, name="video_to_audio"
+            )
+            self.audio_to_video = CrossModalAttention(
+                self.num_heads, self.key_dim, name="audio_to_video"
+            )
+        elif both and fusion == "early":
+            self.early = EarlyFusion(self.hidden_dim, activation="relu", name="early")
+        elif both and fusion == "late":
+            self.video_head = keras.layers.Dense(self.num_classes, name="video_head")
+            self.audio_head = keras.layers.Dense(self.num_classes, name="audio_head")
+            self.late = LateFusion("weighted", name="late")
+        elif both and fusion == "self_attention":
+            self.blocks = [
+                SelfAttentionBlock(
+                    self.num_heads,
+                    self.key_dim,
+                    2 * self.hidden_dim,
+                    name=f"self_attention_{i}",
+                )
+                for i in range(self.num_layers)
+            ]
+        elif both and fusion == "graph":
+            self.graph = ModalityGraphFusion(
+                self.hidden_dim,
+                num_layers=self.num_layers,
+                graph_layer="gat",
+                num_heads=self.num_heads,
+                name="graph",
+            )
+        self.dropout = keras.layers.Dropout(self.dropout_rate, name="dropout")
+        self.classifier = keras.layers.Dense(self.num_classes, name="classifier")
+        self.seed_generator = keras.random.SeedGenerator(1337)
+
+    def build(self, input_shape=None):
+        batch = None
+        if self.use_video:
+            channels = 6 if self.frame_differences else 3
+            self.frame_encoder.build(
+                (batch, self.frame_size, self.frame_size, channels)
+            )
+            self.frame_position = self.add_weight(
+                name="frame_position",
+                shape=(self.num_frames, self.hidden_dim),
+                initializer=keras.initializers.RandomNormal(stddev=0.02),
+            )
+        if self.use_audio:
+            self.audio_encoder.build((batch, None))
+        if self.use_video and self.use_audio and self.fusion == "self_attention":
+            self.modality_type = self.add_weight(
+                name="modality_type",
+                shape=(2, self.hidden_dim),
+                initializer=keras.initializers.RandomNormal(stddev=0.02),
+            )
+        # The fusion layers and the classifier take their widths from the
+        # encoders' outputs: one call on a tiny zero batch builds them all.
+        dummy = {
+            "frames": ops.zeros(
+                (1, self.num_frames, self.frame_size, self.frame_size, 3), "uint8"
+            ),
+            "audio": ops.zeros((1, self.sample_rate // 2), "float32"),
+        }
+        self.call(dummy, training=False)
+        self.built = True
+
+    def encode_video(self, frames, training=None):
+        frames = ops.cast(frames, "float32")
+        if self.frame_differences:
+            previous = ops.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
+            frames = ops.concatenate([frames, frames - previous], axis=-1)
+        shape = ops.shape(frames)
+        # [B, T, S, S, C] -> [B * T, S, S, C], as TimeDistributed does
+        folded = ops.reshape(frames, (-1, shape[2], shape[3], shape[4]))
+        pooled = self.frame_encoder(folded, training=training)["pooled_features"]
+        tokens = ops.reshape(pooled, (shape[0], self.num_frames, self.hidden_dim))
+        return tokens + ops.cast(self.frame_position, tokens.dtype)
+
+    def encode_audio(self, audio, audio_present=None, training=None):
+        tokens = self.audio_encoder(audio, training=training)["frame_features"]
+        if audio_present is not None:
+            present = ops.cast(audio_present, tokens.dtype)[:, None, None]
+            tokens = tokens * present
+        return tokens
+
+    def _modality_dropout(self, video, audio, training):
+        if not training or self.modality_dropout <= 0:
+            return video, audio
+        batch = ops.shape(video)[0]
+        draw = keras.random.uniform((batch,), seed=self.seed_generator)
+        # Blank video for draw < p/2, audio for p/2 <= draw < p.
+        keep_video = ops.cast(draw >= self.modality_dropout / 2, video.dtype)
+        keep_audio = ops.cast(
+            ops.logical_or(
+                draw < self.modality_dropout / 2, draw >= self.modality_dropout
+            ),
+            audio.dtype,
+        )
+        return video * keep_video[:, None, None], audio * keep_audio[:, None, None]
+
+    def call(self, inputs, training=None):
+        video = audio = None
+        if self.use_video:
+            video = self.encode_video(inputs["frames"], training=training)
+        if self.use_audio:
+            audio = self.encode_audio(
+                inputs["audio"], inputs.get("audio_present"), training=training
+            )
+        if video is not None and audio is not None:
+            video, audio = self._modality_dropout(video, audio, training)
+            logits = self._fuse(video, audio, training)
+        else:
+            tokens = video if video is not None else audio
+            logits = self.classifier(
+                self.dropout(ops.mean(tokens, axis=1), training=training)
+            )
+        activation = ops.sigmoid if self.multi_label else ops.softmax
+        return activation(ops.cast(logits, "float32"))
+
+    def _fuse(self, video, audio, training):
+        if self.fusion == "late":
+            video_logits = self.video_head(
+                self.dropout(ops.mean(video, 1), training=training)
+            )
+            audio_logits = self.audio_head(
+                self.dropout(ops.mean(audio, 1), training=training)
+            )
+            return self.late([video_logits, audio_logits])
+        if self.fusion == "cross_attention":
+            video_ctx = self.video_to_audio(video, audio, training=training)
+            audio_ctx = self.audio_to_video(audio, video, training=training)
+            fused = ops.concatenate(
+                [ops.mean(video_ctx, 1), ops.mean(audio_ctx, 1)], -1
+            )
+        elif self.fusion == "early":
+            fused = self.early([ops.mean(video, 1), ops.mean(audio, 1)])
+        elif self.fusion == "self_attention":
+            types = ops.cast(self.modality_type, video.dtype)
+            tokens = ops.concatenate([video + types[0], audio + types[1]], axis=1)
+            for block in self.blocks:
+                tokens = block(tokens, training=training)
+            fused = ops.mean(tokens, axis=1)
+        else:
+            fused = self.graph([video, audio], training=training)
+        return self.classifier(self.dropout(fused, training=training))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "num_frames": self.num_frames,
+                "frame_size": self.frame_size,
+                "sample_rate": self.sample_rate,
+                "fusion": self.fusion,
+                "modalities": list(self.modalities),
+                "hidden_dim": self.hidden_dim,
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "num_layers": self.num_layers,
+                "weights": None,  # the weights travel with the saved model
+                "feature_layer": self.feature_layer,
+                "frame_differences": self.frame_differences,
+                "modality_dropout": self.modality_dropout,
+                "dropout_rate": self.dropout_rate,
+                "multi_label": self.multi_label,
+                "num_mel_bins": self.num_mel_bins,
+                "fft_length": self.fft_length,
+                "sequence_stride": self.sequence_stride,
+                "audio_filters": list(self.audio_filters),
+            }
+        )
+        return config
