@@ -1,6 +1,6 @@
 """Command line of the video application: `python -m video_understanding <command>`.
 
-Available now: `prepare`. Training, evaluation, ablation, export and predict
+Available now: `prepare`, `train`, `evaluate`. Ablation, export and predict
 are being built (see the video understanding issue).
 """
 
@@ -8,7 +8,8 @@ import argparse
 import sys
 
 DESCRIPTION = """Video understanding from frames and sound: decode labelled clips
-with PyAV into sharded TFRecords (prepare)."""
+with PyAV into sharded TFRecords (prepare), train a fused VGG16 + Conv1D
+classifier (train) and measure it (evaluate)."""
 
 
 def build_parser():
@@ -33,29 +34,67 @@ def build_parser():
     )
     p.add_argument("--shard-size", type=int, default=64, help="clips per shard")
     p.add_argument("--workers", type=int, help="decoding processes (default: CPUs)")
+
+    p = commands.add_parser("train", help="train a model into a run directory")
+    p.add_argument("--preset", default="demo", help="demo | ucf101 | kinetics")
+    p.add_argument("--data", help="clips or a prepared folder (demo: generated)")
+    p.add_argument("--output", required=True, help="run directory, e.g. runs/NAME")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. model.fusion=graph",
+    )
+    p.add_argument(
+        "--precision", choices=("float32", "mixed_bfloat16", "mixed_float16")
+    )
+    p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+
+    p = commands.add_parser("evaluate", help="accuracy, F1 and a confusion matrix")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
     return parser
+
+
+def run(args):
+    if args.command == "prepare":
+        from video_understanding.prepare import prepare
+
+        prepare(
+            args.data,
+            args.output,
+            num_frames=args.num_frames,
+            frame_size=args.frame_size,
+            sample_rate=args.sample_rate,
+            clip_seconds=args.clip_seconds,
+            shard_size=args.shard_size,
+            workers=args.workers,
+        )
+    elif args.command == "train":
+        from video_understanding.config import get_config
+        from video_understanding.train import train
+
+        overrides = list(args.overrides)
+        if args.precision:
+            overrides.append(f"training.precision={args.precision}")
+        config = get_config(args.preset, overrides)
+        train(config, args.output, data_path=args.data, verbose=args.verbose)
+    elif args.command == "evaluate":
+        from video_understanding.train import evaluate
+
+        evaluate(args.run, split=args.split)
+    return 0
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "prepare":
-            from video_understanding.prepare import prepare
-
-            prepare(
-                args.data,
-                args.output,
-                num_frames=args.num_frames,
-                frame_size=args.frame_size,
-                sample_rate=args.sample_rate,
-                clip_seconds=args.clip_seconds,
-                shard_size=args.shard_size,
-                workers=args.workers,
-            )
+        return run(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

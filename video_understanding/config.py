@@ -1,0 +1,200 @@
+"""Configuration of the video application: dataclasses and presets."""
+
+import dataclasses
+
+from common.training.config import apply_overrides
+from video_understanding.model import FUSIONS
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """How clips are read and decoded.
+
+    Attributes:
+        path: clips (folders, CSV, UCF101) or a prepared folder; `None` in
+            `demo` generates clips.
+        num_frames: frames sampled per clip.
+        frame_size: side of the square frames.
+        sample_rate: audio rate in Hz.
+        clip_seconds: decoded window (`None`: whole clip).
+        shard_size: clips per prepared shard.
+        seed: split seed when the data has none.
+        val_fraction: validation clips when split here.
+        test_fraction: test clips when split here.
+        demo_clips_per_class: demo clips per class for train, val, test.
+    """
+
+    path: str | None = None
+    num_frames: int = 8
+    frame_size: int = 112
+    sample_rate: int = 16000
+    clip_seconds: float | None = None
+    shard_size: int = 64
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    demo_clips_per_class: tuple = (60, 10, 20)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The model's shape (see `VideoUnderstandingModel`).
+
+    Attributes:
+        fusion: one of `FUSIONS`.
+        modalities: `"video,audio"`, `"video"` or `"audio"`.
+        hidden_dim: token width.
+        num_heads: attention heads.
+        key_dim: size per head.
+        num_layers: self-attention blocks / graph layers.
+        weights: VGG16 weights (`None`, `"imagenet"` or a file).
+        feature_layer: VGG16 layer pooled per frame.
+        frame_differences: stack frames with their differences.
+        modality_dropout: probability of blanking a modality in training.
+        dropout_rate: dropout before the classifier.
+        num_mel_bins: mel bands.
+        fft_length: FFT size.
+        sequence_stride: hop in samples.
+        audio_filters: Conv1D widths.
+    """
+
+    fusion: str = "cross_attention"
+    modalities: str = "video,audio"
+    hidden_dim: int = 256
+    num_heads: int = 4
+    key_dim: int = 64
+    num_layers: int = 2
+    weights: str | None = None
+    feature_layer: str = "block5_pool"
+    frame_differences: bool = True
+    modality_dropout: float = 0.1
+    dropout_rate: float = 0.1
+    num_mel_bins: int = 64
+    fft_length: int = 512
+    sequence_stride: int = 160
+    audio_filters: tuple = (64, 128)
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """How the model is trained.
+
+    Attributes:
+        epochs: training epochs.
+        batch_size: batch size.
+        learning_rate: peak AdamW learning rate.
+        warmup_steps: linear warmup steps.
+        weight_decay: AdamW weight decay.
+        precision: `float32`, `mixed_bfloat16` (CPU) or `mixed_float16` (GPU).
+        seed: global seed.
+    """
+
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    warmup_steps: int = 200
+    weight_decay: float = 1e-4
+    precision: str = "float32"
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class VideoConfig:
+    """The whole configuration, saved as `config.json` in the run directory.
+
+    Attributes:
+        preset: the preset it started from.
+        data: a `DataConfig`.
+        model: a `ModelConfig`.
+        training: a `TrainingConfig`.
+    """
+
+    preset: str = "ucf101"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    @property
+    def modalities(self):
+        return tuple(m.strip() for m in self.model.modalities.split(",") if m.strip())
+
+    def validate(self):
+        if self.model.fusion not in FUSIONS:
+            raise ValueError(
+                f"model.fusion must be one of {FUSIONS}; received "
+                f"{self.model.fusion!r}."
+            )
+        if self.modalities not in (("video", "audio"), ("video",), ("audio",)):
+            raise ValueError(
+                "model.modalities must be 'video,audio', 'video' or 'audio'; received "
+                f"{self.model.modalities!r}."
+            )
+        if self.training.precision not in PRECISIONS:
+            raise ValueError(
+                f"training.precision must be one of {PRECISIONS}; received "
+                f"{self.training.precision!r}."
+            )
+        for name, value in (
+            ("data.num_frames", self.data.num_frames),
+            ("training.epochs", self.training.epochs),
+            ("training.batch_size", self.training.batch_size),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"{name} must be a positive integer; received {value!r}."
+                )
+        if self.data.frame_size < 32:
+            raise ValueError(
+                "data.frame_size must be >= 32 for VGG16; received "
+                f"{self.data.frame_size}."
+            )
+        return self
+
+
+def _demo():
+    return VideoConfig(
+        preset="demo",
+        data=DataConfig(num_frames=8, frame_size=32, clip_seconds=None),
+        model=ModelConfig(
+            hidden_dim=64,
+            num_heads=2,
+            key_dim=32,
+            num_layers=1,
+            feature_layer="block5_pool",
+            num_mel_bins=32,
+            audio_filters=(32, 64),
+        ),
+        training=TrainingConfig(
+            epochs=8,
+            batch_size=32,
+            learning_rate=1e-4,
+            warmup_steps=30,
+            precision="mixed_bfloat16",
+        ),
+    )
+
+
+def _ucf101():
+    return VideoConfig(preset="ucf101")
+
+
+def _kinetics():
+    config = VideoConfig(preset="kinetics")
+    config.data.clip_seconds = 10.0
+    config.training.epochs = 40
+    return config
+
+
+PRESETS = {"demo": _demo, "ucf101": _ucf101, "kinetics": _kinetics}
+
+
+def get_config(preset, overrides=None):
+    """A validated config from a preset name and `section.key=value` overrides."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(PRESETS)}.")
+    config = apply_overrides(PRESETS[preset](), overrides)
+    if config.model.weights in ("none", "None", ""):
+        config.model.weights = None
+    return config.validate()

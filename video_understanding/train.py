@@ -1,0 +1,262 @@
+"""Training and evaluation of the video model in a run directory.
+
+Raw clips are decoded once by `prepare` into `runs/NAME/prepared/` (a
+`--data` folder that already holds `prepare.json` is used as it is), so
+training and evaluation read the same decoded frames and audio.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from common.metrics import classification_report, plot_confusion_matrix
+from common.training import RunDirectory, WarmupCosineDecay, standard_callbacks
+from common.training.config import load_config, save_config
+from video_understanding.config import VideoConfig
+from video_understanding.demo_data import generate_demo_clips
+from video_understanding.model import VideoUnderstandingModel
+from video_understanding.prepare import METADATA, prepare, prepared_dataset
+
+
+def prepared_folder(config, run, data_path=None, verbose=True):
+    """The prepared shards for this run (preparing them when needed)."""
+    path = data_path or config.data.path
+    if path and os.path.isfile(os.path.join(path, METADATA)):
+        return os.path.abspath(path)
+    if path is None:
+        if config.preset != "demo":
+            raise ValueError(f"The {config.preset!r} preset needs --data PATH.")
+        path = os.path.dirname(
+            generate_demo_clips(
+                run.file("clips"),
+                clips_per_class=tuple(config.data.demo_clips_per_class),
+                seed=config.data.seed,
+            )
+        )
+    d = config.data
+    output = run.file("prepared")
+    prepare(
+        path,
+        output,
+        num_frames=d.num_frames,
+        frame_size=d.frame_size,
+        sample_rate=d.sample_rate,
+        clip_seconds=d.clip_seconds,
+        shard_size=d.shard_size,
+        seed=d.seed,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        verbose=verbose,
+    )
+    return output
+
+
+def read_metadata(prepared):
+    with open(os.path.join(prepared, METADATA), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def make_dataset(prepared, split, batch_size, num_classes, multi_label, shuffle):
+    """Batches of `(inputs, targets)` from prepared shards."""
+    import tensorflow as tf
+
+    def to_targets(inputs, labels):
+        if multi_label:
+            hot = tf.reduce_max(tf.one_hot(labels, num_classes), axis=0)
+            return inputs, hot
+        return inputs, labels[0]
+
+    dataset = prepared_dataset(prepared, split).map(to_targets).cache()
+    if shuffle:
+        dataset = dataset.shuffle(4096, seed=0, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def build_model(config, num_classes, multi_label):
+    m, d = config.model, config.data
+    model = VideoUnderstandingModel(
+        num_classes=num_classes,
+        num_frames=d.num_frames,
+        frame_size=d.frame_size,
+        sample_rate=d.sample_rate,
+        fusion=m.fusion,
+        modalities=config.modalities,
+        hidden_dim=m.hidden_dim,
+        num_heads=m.num_heads,
+        key_dim=m.key_dim,
+        num_layers=m.num_layers,
+        weights=m.weights,
+        feature_layer=m.feature_layer,
+        frame_differences=m.frame_differences,
+        modality_dropout=m.modality_dropout,
+        dropout_rate=m.dropout_rate,
+        multi_label=multi_label,
+        num_mel_bins=m.num_mel_bins,
+        fft_length=m.fft_length,
+        sequence_stride=m.sequence_stride,
+        audio_filters=m.audio_filters,
+    )
+    model.build()
+    return model
+
+
+def compile_model(model, config, steps_per_epoch, multi_label):
+    t = config.training
+    total = max(2, steps_per_epoch * t.epochs)
+    warmup = min(t.warmup_steps, total - 1)
+    schedule = WarmupCosineDecay(t.learning_rate, warmup, total - warmup, alpha=0.05)
+    loss = "binary_crossentropy" if multi_label else "sparse_categorical_crossentropy"
+    metric = "binary_accuracy" if multi_label else "accuracy"
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay),
+        loss=loss,
+        metrics=[metric],
+    )
+
+
+def train(config, output, data_path=None, verbose=2):
+    """Trains into `output` (resuming from its backup); returns the history."""
+    run = RunDirectory(output).create()
+    if os.path.isfile(run.complete):
+        print(f"{run.path} already finished training; nothing to do.")
+        with open(run.complete, encoding="utf-8") as f:
+            return json.load(f)
+    keras.utils.set_random_seed(config.training.seed)
+    keras.config.set_dtype_policy(config.training.precision)
+    prepared = prepared_folder(config, run, data_path, verbose=bool(verbose))
+    config.data.path = prepared
+    save_config(config, run.config)
+    metadata = read_metadata(prepared)
+    classes, multi_label = metadata["class_names"], metadata["multi_label"]
+    with open(run.file("classes.txt"), "w", encoding="utf-8") as f:
+        f.writelines(f"{name}\n" for name in classes)
+    t = config.training
+    train_data = make_dataset(
+        prepared, "train", t.batch_size, len(classes), multi_label, shuffle=True
+    )
+    has_val = bool(metadata["shards"]["val"])
+    val_data = (
+        make_dataset(
+            prepared, "val", t.batch_size, len(classes), multi_label, shuffle=False
+        )
+        if has_val
+        else None
+    )
+    import tensorflow as tf
+
+    # TFRecords have no length: count the batches once (the data is cached),
+    # so Keras knows the epoch size and the schedule its total steps.
+    steps = max(1, sum(1 for _ in train_data))
+    train_data = train_data.apply(tf.data.experimental.assert_cardinality(steps))
+    if val_data is not None:
+        val_steps = sum(1 for _ in val_data)
+        val_data = val_data.apply(tf.data.experimental.assert_cardinality(val_steps))
+    model = build_model(config, len(classes), multi_label)
+    compile_model(model, config, steps, multi_label)
+    metric = "binary_accuracy" if multi_label else "accuracy"
+    monitor = f"val_{metric}" if has_val else "loss"
+    history = model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=t.epochs,
+        callbacks=standard_callbacks(
+            run, monitor=monitor, mode="max" if has_val else "min"
+        ),
+        verbose=verbose,
+        shuffle=False,
+    )
+    summary = {
+        "epochs": t.epochs,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    }
+    with open(run.complete, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def load_trained_model(run_dir):
+    """`(config, model, class_names, multi_label)` with the best weights (float32)."""
+    run = RunDirectory(run_dir)
+    config = load_config(VideoConfig, run.config)
+    keras.config.set_dtype_policy("float32")
+    metadata = read_metadata(config.data.path)
+    model = build_model(config, len(metadata["class_names"]), metadata["multi_label"])
+    model.load_weights(run.trained_weights())
+    return config, model, metadata["class_names"], metadata["multi_label"]
+
+
+def evaluate(run_dir, split="test", verbose=True):
+    """Accuracy, top-5, macro P/R/F1, per-class F1 (mAP for multi-label);
+    writes `metrics.json` and `confusion_matrix.png`."""
+    run = RunDirectory(run_dir)
+    config, model, classes, multi_label = load_trained_model(run_dir)
+    dataset = make_dataset(
+        config.data.path,
+        split,
+        config.training.batch_size,
+        len(classes),
+        multi_label,
+        shuffle=False,
+    )
+    probabilities, targets = [], []
+    for inputs, labels in dataset:
+        probabilities.append(model(inputs, training=False).numpy())
+        targets.append(labels.numpy())
+    if not probabilities:
+        raise ValueError(f"The {split!r} split of {config.data.path} is empty.")
+    y_prob, y_true = np.concatenate(probabilities), np.concatenate(targets)
+    if multi_label:
+        metrics = multi_label_report(y_true, y_prob, classes)
+    else:
+        metrics = classification_report(y_true, y_prob, classes)
+        plot_confusion_matrix(
+            metrics["confusion_matrix"],
+            classes,
+            run.file("confusion_matrix.png"),
+            title=f"{config.model.fusion} ({split})",
+        )
+    metrics["split"] = split
+    with open(run.metrics, "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2)
+    if verbose:
+        keys = [
+            k
+            for k in (
+                "accuracy",
+                "top5_accuracy",
+                "macro_precision",
+                "macro_recall",
+                "macro_f1",
+                "mAP",
+            )
+            if k in metrics
+        ]
+        print(f"{split}: " + "  ".join(f"{k} {metrics[k]:.3f}" for k in keys))
+        if not multi_label:
+            print(
+                "per-class F1: "
+                + ", ".join(
+                    f"{n} {v['f1']:.2f}" for n, v in metrics["per_class"].items()
+                )
+            )
+        print(f"Wrote {run.metrics}")
+    return metrics
+
+
+def multi_label_report(y_true, y_prob, classes):
+    """Mean average precision over classes (and per class)."""
+    per_class = {}
+    for index, name in enumerate(classes):
+        order = np.argsort(-y_prob[:, index], kind="stable")
+        hits = y_true[order, index] > 0.5
+        if not hits.any():
+            continue
+        precision = np.cumsum(hits) / (np.arange(len(hits)) + 1)
+        per_class[name] = float((precision * hits).sum() / hits.sum())
+    return {
+        "mAP": float(np.mean(list(per_class.values()))) if per_class else 0.0,
+        "per_class_ap": per_class,
+        "num_samples": int(len(y_true)),
+    }
