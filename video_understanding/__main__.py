@@ -1,7 +1,7 @@
 """Command line of the video application: `python -m video_understanding <command>`.
 
-Available now: `prepare`, `train`, `evaluate`. Ablation, export and predict
-are being built (see the video understanding issue).
+Available now: `prepare`, `train`, `evaluate`, `export`, `predict`. The
+`ablate` command is being built (see the video understanding issue).
 """
 
 import argparse
@@ -9,7 +9,8 @@ import sys
 
 DESCRIPTION = """Video understanding from frames and sound: decode labelled clips
 with PyAV into sharded TFRecords (prepare), train a fused VGG16 + Conv1D
-classifier (train) and measure it (evaluate)."""
+classifier (train), measure it (evaluate), export it for TF Serving (export)
+and label new clips (predict)."""
 
 
 def build_parser():
@@ -55,6 +56,18 @@ def build_parser():
     p = commands.add_parser("evaluate", help="accuracy, F1 and a confusion matrix")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
+
+    p = commands.add_parser("export", help="export a TF Serving SavedModel version")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--output", default="saved_models/video_understanding")
+    p.add_argument("--version", type=int, help="version number (default: next)")
+    p.add_argument("--keep", type=int, help="keep only the newest N versions")
+
+    p = commands.add_parser("predict", help="label clips with an exported model")
+    p.add_argument("clips", nargs="+", help="video files")
+    p.add_argument("--model", default="saved_models/video_understanding")
+    p.add_argument("-k", type=int, default=5, help="labels per clip")
+    p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -85,6 +98,22 @@ def run(args):
         from video_understanding.train import evaluate
 
         evaluate(args.run, split=args.split)
+    elif args.command == "export":
+        from video_understanding.export import export
+
+        export(args.run, args.output, version=args.version, keep=args.keep)
+    elif args.command == "predict":
+        import json
+
+        from video_understanding.export import predict
+
+        results = predict(args.clips, args.model, k=args.k)
+        if args.json:
+            print(json.dumps(results, indent=2))
+        for result in [] if args.json else results:
+            print(result["clip"])
+            for item in result["top"]:
+                print(f"  {item['score']:7.3f}  {item['label']}")
     return 0
 
 

@@ -52,6 +52,59 @@ class VideoTrainEvaluateTest(TestCase):
         self.assertTrue(os.path.isfile(os.path.join(run, "confusion_matrix.png")))
         # Finished runs are not trained again.
         self.assertEqual(main(args), 0)
+        self.check_export_and_predict(run)
+
+    def check_export_and_predict(self, run):
+        import subprocess
+        import sys
+        import textwrap
+
+        import numpy as np
+
+        from common.data.video import decode_clip
+        from video_understanding.export import predict
+        from video_understanding.train import load_trained_model
+
+        models = os.path.join(self.get_temp_dir(), "saved_models", "video")
+        self.assertEqual(main(["export", "--run", run, "--output", models]), 0)
+        version = os.path.join(models, "1")
+        with open(os.path.join(version, "assets.extra", "classes.txt")) as f:
+            classes = f.read().split()
+        clip_path = os.path.join(run, "clips", classes[0], f"{classes[0]}_0000.mp4")
+        results = predict([clip_path], models, k=3)
+        self.assertEqual(len(results[0]["top"]), 3)
+        self.assertTrue({t["label"] for t in results[0]["top"]} <= set(classes))
+        self.assertEqual(main(["predict", clip_path, "--model", models, "--json"]), 0)
+
+        # The SavedModel, loaded by TensorFlow alone, matches the Keras model.
+        _, model, _, _ = load_trained_model(run)
+        clip = decode_clip(clip_path, 2, 32, sample_rate=16000)
+        expected = model(
+            {"frames": clip.frames[None], "audio": clip.audio[None]}
+        ).numpy()
+        tmp = self.get_temp_dir()
+        np.save(os.path.join(tmp, "frames.npy"), clip.frames[None])
+        np.save(os.path.join(tmp, "audio.npy"), clip.audio[None])
+        script = textwrap.dedent(f"""
+            import sys
+            import numpy as np
+            import tensorflow as tf
+            serve = tf.saved_model.load({version!r}).signatures["serving_default"]
+            frames = np.load({os.path.join(tmp, "frames.npy")!r})
+            audio = np.load({os.path.join(tmp, "audio.npy")!r})
+            out = serve(frames=tf.constant(frames), audio=tf.constant(audio))
+            np.save({os.path.join(tmp, "out.npy")!r}, out["probabilities"].numpy())
+            mine = [m for m in sys.modules
+                    if m.split(".")[0] in ("common", "video_understanding")]
+            sys.exit("imported project modules: %s" % mine if mine else 0)
+        """)
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        np.testing.assert_allclose(
+            np.load(os.path.join(tmp, "out.npy")), expected, atol=1e-5
+        )
 
     def test_bad_override_is_reported(self):
         run = os.path.join(self.get_temp_dir(), "r")

@@ -1,0 +1,123 @@
+"""Export of a trained video run as a TF Serving SavedModel, and prediction."""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from common.data.video import decode_clip
+from common.export import export_versioned, resolve_version_dir
+from video_understanding.train import load_trained_model
+
+
+def make_export_archive(model, class_names, top_k=5):
+    """`serving_default`: `frames` uint8 `[None, T, S, S, 3]`, `audio` float32
+    `[None, None]` -> `probabilities` `[None, C]`, `top_classes` string
+    `[None, k]`, `top_scores` `[None, k]`."""
+    k = min(top_k, len(class_names))
+    names = tf.constant(class_names)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(frames, audio):
+        probabilities = model({"frames": frames, "audio": audio}, training=False)
+        top = tf.math.top_k(probabilities, k=k)
+        return {
+            "probabilities": probabilities,
+            "top_classes": tf.gather(names, top.indices),
+            "top_scores": top.values,
+        }
+
+    archive.add_endpoint(
+        "serving_default",
+        serve,
+        input_signature=[
+            tf.TensorSpec(
+                (None, model.num_frames, model.frame_size, model.frame_size, 3),
+                tf.uint8,
+                name="frames",
+            ),
+            tf.TensorSpec((None, None), tf.float32, name="audio"),
+        ],
+    )
+    return archive
+
+
+def export(
+    run_dir,
+    output="saved_models/video_understanding",
+    version=None,
+    keep=None,
+    verbose=True,
+):
+    """Writes the next version atomically, with `assets.extra/classes.txt` and
+    `assets.extra/decoding.json` (how clips must be decoded for it)."""
+    config, model, class_names, _ = load_trained_model(run_dir)
+    archive = make_export_archive(model, class_names)
+    decoding = {
+        "num_frames": config.data.num_frames,
+        "frame_size": config.data.frame_size,
+        "sample_rate": config.data.sample_rate,
+        "clip_seconds": config.data.clip_seconds,
+    }
+
+    def write(path):
+        archive.write_out(path, verbose=False)
+        extra = os.path.join(path, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        with open(os.path.join(extra, "classes.txt"), "w", encoding="utf-8") as f:
+            f.writelines(f"{name}\n" for name in class_names)
+        with open(os.path.join(extra, "decoding.json"), "w", encoding="utf-8") as f:
+            json.dump(decoding, f, indent=2)
+
+    path = export_versioned(write, output, version=version, keep=keep)
+    if verbose:
+        print(f"Exported {run_dir} to {path} ({len(class_names)} classes)")
+    return path
+
+
+def predict(clips, model="saved_models/video_understanding", k=5):
+    """Decodes each clip as training did and returns its top-k labels."""
+    version = resolve_version_dir(model)
+    with open(
+        os.path.join(version, "assets.extra", "decoding.json"), encoding="utf-8"
+    ) as f:
+        decoding = json.load(f)
+    serve = tf.saved_model.load(version).signatures["serving_default"]
+    results = []
+    for path in clips:
+        clip = decode_clip(
+            path,
+            decoding["num_frames"],
+            decoding["frame_size"],
+            sample_rate=decoding["sample_rate"],
+            clip_seconds=decoding["clip_seconds"],
+            mode="center",
+        )
+        out = serve(
+            frames=tf.constant(clip.frames[None]), audio=tf.constant(clip.audio[None])
+        )
+        labels = [c.decode("utf-8") for c in out["top_classes"].numpy()[0][:k]]
+        scores = [float(s) for s in out["top_scores"].numpy()[0][:k]]
+        results.append(
+            {
+                "clip": path,
+                "audio_present": clip.audio_present,
+                "top": [
+                    {"label": label, "score": score}
+                    for label, score in zip(labels, scores, strict=True)
+                ],
+            }
+        )
+    return results
+
+
+def probabilities_of(model_dir, frames, audio):
+    """Runs the exported model on arrays (for tests and other code)."""
+    serve = tf.saved_model.load(resolve_version_dir(model_dir)).signatures[
+        "serving_default"
+    ]
+    return serve(frames=tf.constant(frames), audio=tf.constant(audio))[
+        "probabilities"
+    ].numpy()
