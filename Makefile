@@ -20,8 +20,10 @@ $(STAMP): setup.py
 test: venv
 	$(PY) -m pytest -q
 
-# The retrieval demo: generate data, train, evaluate, export, index, search.
+# The demos: retrieval (generate data, train, evaluate, export, index, search,
+# explain), then video (generate clips, train, evaluate, export, predict).
 DEMO_RUN := runs/retrieval-demo
+VIDEO_RUN := runs/video-demo
 demo: venv
 	rm -rf $(DEMO_RUN)
 	$(PY) -m retrieval train --preset demo --output $(DEMO_RUN)
@@ -34,6 +36,13 @@ demo: venv
 		"a large red circle at the top left" -k 5 --html $(DEMO_RUN)/search.html
 	$(PY) -m retrieval explain --run $(DEMO_RUN) --image $(DEMO_RUN)/data/Images/test_00000.jpg \
 		--text "$$(sed -n 2p $(DEMO_RUN)/data/captions.txt | cut -d, -f2)"
+	rm -rf $(VIDEO_RUN)
+	$(PY) -m video_understanding train --preset demo --output $(VIDEO_RUN)
+	$(PY) -m video_understanding evaluate --run $(VIDEO_RUN)
+	$(PY) -m video_understanding export --run $(VIDEO_RUN) \
+		--output saved_models/video_understanding --keep 3
+	$(PY) -m video_understanding predict --model saved_models/video_understanding -k 3 \
+		$(VIDEO_RUN)/clips/up_high/up_high_0070.mp4 $(VIDEO_RUN)/clips/left_low/left_low_0085.mp4
 
 lint: venv
 	$(VENV)/bin/ruff check .
