@@ -1,7 +1,6 @@
 """Command line of the video application: `python -m video_understanding <command>`.
 
-Available now: `prepare`, `train`, `evaluate`, `export`, `predict`. The
-`ablate` command is being built (see the video understanding issue).
+Commands: `prepare`, `train`, `evaluate`, `ablate`, `export`, `predict`.
 """
 
 import argparse
@@ -53,6 +52,21 @@ def build_parser():
     )
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
 
+    p = commands.add_parser(
+        "ablate", help="train every fusion and each single modality, one table"
+    )
+    p.add_argument("--preset", default="demo", help="demo | ucf101 | kinetics")
+    p.add_argument("--data", help="clips or a prepared folder (demo: generated)")
+    p.add_argument("--output", required=True, help="folder for the runs")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override applied to every variant",
+    )
+
     p = commands.add_parser("evaluate", help="accuracy, F1 and a confusion matrix")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
@@ -94,6 +108,10 @@ def run(args):
             overrides.append(f"training.precision={args.precision}")
         config = get_config(args.preset, overrides)
         train(config, args.output, data_path=args.data, verbose=args.verbose)
+    elif args.command == "ablate":
+        from video_understanding.ablate import ablate
+
+        ablate(args.preset, args.output, data_path=args.data, overrides=args.overrides)
     elif args.command == "evaluate":
         from video_understanding.train import evaluate
 

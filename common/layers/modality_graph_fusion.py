@@ -154,7 +154,8 @@ class ModalityGraphFusion(keras.layers.Layer):
                 projected = projected[:, None, :]
             nodes.append(projected)
         nodes = ops.concatenate(nodes, axis=1)
-        num_nodes = nodes.shape[1]
+        # Dynamic: sequence lengths may be unknown when traced (e.g. audio).
+        num_nodes = ops.shape(nodes)[1]
         if self.adjacency is None:
             adjacency = ops.ones((num_nodes, num_nodes), dtype=self.compute_dtype)
         else:

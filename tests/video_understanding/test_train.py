@@ -111,3 +111,15 @@ class VideoTrainEvaluateTest(TestCase):
         self.assertEqual(
             main(["train", "--output", run, "--set", "model.fusion=sum"]), 2
         )
+
+    def test_ablate_runs_every_variant(self):
+        from video_understanding.ablate import VARIANTS, ablate
+
+        output = os.path.join(self.get_temp_dir(), "ablation")
+        overrides = [o for o in TINY if not o.startswith("training.epochs")]
+        rows = ablate("demo", output, overrides=overrides + ["training.epochs=1"])
+        self.assertEqual(len(rows), len(VARIANTS))
+        self.assertEqual(rows[-1]["variant"], "audio_only")
+        self.assertTrue(os.path.isfile(os.path.join(output, "ablation.json")))
+        # one decode shared by all variants
+        self.assertFalse(os.path.isdir(os.path.join(output, "late", "prepared")))

@@ -170,3 +170,20 @@ class ModalityGraphFusionTest(TestCase):
             ModalityGraphFusion(8, graph_layer="gin")
         with self.assertRaisesRegex(ValueError, "square"):
             ModalityGraphFusion(8, adjacency=np.ones((3, 2)))
+
+    def test_unknown_sequence_length_when_traced(self):
+        import tensorflow as tf
+
+        layer = ModalityGraphFusion(hidden_dim=8)
+        expected = layer([self.frames, self.audio])
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((None, 4, 16)),
+                tf.TensorSpec((None, None, 12)),
+            ]
+        )
+        def run(frames, audio):
+            return layer([frames, audio])
+
+        self.assertAllClose(run(self.frames, self.audio), expected, atol=1e-6)
