@@ -32,20 +32,9 @@ from PIL import Image
 
 from common.data import SkipReport, decode_and_resize
 from common.data.files import resolve_inside
+from common.data.splits import SPLIT_ALIASES, SPLITS, assign_splits
 
-SPLITS = ("train", "val", "test")
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
-_SPLIT_ALIASES = {
-    "train": "train",
-    "restval": "train",
-    "training": "train",
-    "val": "val",
-    "dev": "val",
-    "valid": "val",
-    "validation": "val",
-    "test": "test",
-    "testing": "test",
-}
 
 
 @dataclasses.dataclass
@@ -344,28 +333,6 @@ def _clean_caption(caption):
     return caption or None
 
 
-def _assign_splits(splits, seed, val_fraction, test_fraction):
-    """Fills missing splits by image with a seeded shuffle; carves `val` from
-    `train` when the data has splits but no validation images."""
-    splits = list(splits)
-    rng = np.random.default_rng(seed)
-    missing = [i for i, s in enumerate(splits) if s is None]
-    if missing:
-        order = rng.permutation(missing)
-        n_test = int(round(len(order) * test_fraction))
-        n_val = int(round(len(order) * val_fraction))
-        for rank, index in enumerate(order):
-            splits[index] = (
-                "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-            )
-    if "val" not in splits and val_fraction > 0:
-        train = [i for i, s in enumerate(splits) if s == "train"]
-        n_val = max(1, int(round(len(train) * val_fraction))) if len(train) > 1 else 0
-        for index in rng.permutation(train)[:n_val]:
-            splits[index] = "val"
-    return splits
-
-
 def load_retrieval_data(
     path,
     seed=0,
@@ -409,7 +376,7 @@ def load_retrieval_data(
             continue
         record["captions"].append(caption)
         if split is not None:
-            normalized = _SPLIT_ALIASES.get(str(split).strip().lower())
+            normalized = SPLIT_ALIASES.get(str(split).strip().lower())
             if normalized is None:
                 report.skip("unknown split name", f"{reference}: {split!r}")
             else:
@@ -435,7 +402,7 @@ def load_retrieval_data(
             f"No usable image-caption pair in {path!r} (layout {layout}): "
             + report.summary()
         )
-    splits = _assign_splits(splits, seed, val_fraction, test_fraction)
+    splits = assign_splits(splits, seed, val_fraction, test_fraction)
     data = RetrievalData(image_dir, layout, images, captions, splits, report)
     if verbose:
         counts = data.counts()

@@ -22,19 +22,9 @@ import numpy as np
 
 from common.data import SkipReport
 from common.data.files import resolve_inside
+from common.data.splits import SPLIT_ALIASES, SPLITS, assign_splits
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
-SPLITS = ("train", "val", "test")
-_SPLIT_ALIASES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
-    "test": "test",
-    "testing": "test",
-}
 
 
 @dataclasses.dataclass
@@ -149,24 +139,6 @@ def detect_layout(path):
     return "folders", path
 
 
-def _assign_splits(splits, seed, val_fraction, test_fraction):
-    splits = list(splits)
-    rng = np.random.default_rng(seed)
-    missing = [i for i, s in enumerate(splits) if s is None]
-    order = rng.permutation(missing) if missing else []
-    n_test = int(round(len(order) * test_fraction))
-    n_val = int(round(len(order) * val_fraction))
-    for rank, index in enumerate(order):
-        splits[index] = (
-            "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-        )
-    if "val" not in splits and val_fraction > 0:
-        train = [i for i, s in enumerate(splits) if s == "train"]
-        for index in rng.permutation(train)[: int(round(len(train) * val_fraction))]:
-            splits[index] = "val"
-    return splits
-
-
 def load_video_data(
     path, seed=0, val_fraction=0.1, test_fraction=0.1, split_index=1, verbose=True
 ):
@@ -199,7 +171,7 @@ def load_video_data(
             report.skip("duplicate row", reference)
             continue
         if split is not None:
-            normalized = _SPLIT_ALIASES.get(split.lower())
+            normalized = SPLIT_ALIASES.get(split.lower())
             if normalized is None:
                 report.skip("unknown split name", f"{reference}: {split!r}")
                 continue
@@ -212,7 +184,7 @@ def load_video_data(
         raise ValueError(
             f"No usable clip in {path!r} ({layout} layout): {report.summary()}"
         )
-    splits = _assign_splits(splits, seed, val_fraction, test_fraction)
+    splits = assign_splits(splits, seed, val_fraction, test_fraction, min_carved_val=0)
     train_labels = {
         label
         for ls, s in zip(labels, splits, strict=True)
