@@ -32,10 +32,16 @@ class SearchIndex(tf.Module):
 
     def _top_k(self, queries, k):
         size = tf.shape(self.embeddings)[0]
-        tf.debugging.assert_positive(k, message="k must be at least 1")
-        tf.debugging.assert_less_equal(
-            k, size, message="k is larger than the number of gallery images"
-        )
+        # The checks must run before top_k, which would otherwise fail first
+        # with its own message: inside a tf.function nothing orders them.
+        checks = [
+            tf.debugging.assert_positive(k, message="k must be at least 1"),
+            tf.debugging.assert_less_equal(
+                k, size, message="k is larger than the number of gallery images"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            k = tf.identity(k)
         scores = tf.matmul(queries, self.embeddings, transpose_b=True)
         top = tf.math.top_k(scores, k=k)
         return {"ids": tf.gather(self.ids, top.indices), "scores": top.values}
