@@ -6,7 +6,12 @@ import time
 
 import keras
 
-from common.training import RunDirectory, WarmupCosineDecay, standard_callbacks
+from common.training import (
+    RunDirectory,
+    WarmupCosineDecay,
+    get_strategy,
+    standard_callbacks,
+)
 from common.training.config import load_config, save_config
 from retrieval.config import RetrievalConfig
 from retrieval.data import load_retrieval_data, training_dataset
@@ -113,17 +118,6 @@ def _optimizer(config, steps_per_epoch, epochs):
         var_names=["bias", "gamma", "beta", "logit_scale", "region_position"]
     )
     return optimizer
-
-
-def get_strategy(name):
-    """`tf.distribute` strategy by name: `default` or `mirrored` (all local GPUs)."""
-    import tensorflow as tf
-
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    raise ValueError(f"`strategy` must be 'default' or 'mirrored'; received {name!r}.")
 
 
 def train(

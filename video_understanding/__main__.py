@@ -48,7 +48,15 @@ def build_parser():
         help="config override, e.g. model.fusion=graph",
     )
     p.add_argument(
-        "--precision", choices=("float32", "mixed_bfloat16", "mixed_float16")
+        "--precision",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        help="mixed precision policy (mixed_float16 on GPU only)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored"),
+        default="default",
+        help="tf.distribute strategy (mirrored: all local GPUs)",
     )
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
 
@@ -107,7 +115,13 @@ def run(args):
         if args.precision:
             overrides.append(f"training.precision={args.precision}")
         config = get_config(args.preset, overrides)
-        train(config, args.output, data_path=args.data, verbose=args.verbose)
+        train(
+            config,
+            args.output,
+            data_path=args.data,
+            verbose=args.verbose,
+            strategy=args.strategy,
+        )
     elif args.command == "ablate":
         from video_understanding.ablate import ablate
 

@@ -12,7 +12,12 @@ import keras
 import numpy as np
 
 from common.metrics import classification_report, plot_confusion_matrix
-from common.training import RunDirectory, WarmupCosineDecay, standard_callbacks
+from common.training import (
+    RunDirectory,
+    WarmupCosineDecay,
+    get_strategy,
+    standard_callbacks,
+)
 from common.training.config import load_config, save_config
 from video_understanding.config import VideoConfig
 from video_understanding.demo_data import generate_demo_clips
@@ -116,8 +121,15 @@ def compile_model(model, config, steps_per_epoch, multi_label):
     )
 
 
-def train(config, output, data_path=None, verbose=2):
-    """Trains into `output` (resuming from its backup); returns the history."""
+def train(config, output, data_path=None, verbose=2, strategy="default"):
+    """Trains into `output` (resuming from its backup); returns the history.
+
+    `strategy` names a `tf.distribute` strategy (`common.training.get_strategy`):
+    with `mirrored` each global batch of `training.batch_size` clips is split
+    over the local devices and Keras sums the per-replica losses over the
+    global batch, so the loss and the learning rate mean what they mean on
+    one device.
+    """
     run = RunDirectory(output).create()
     if os.path.isfile(run.complete):
         print(f"{run.path} already finished training; nothing to do.")
@@ -153,8 +165,9 @@ def train(config, output, data_path=None, verbose=2):
     if val_data is not None:
         val_steps = sum(1 for _ in val_data)
         val_data = val_data.apply(tf.data.experimental.assert_cardinality(val_steps))
-    model = build_model(config, len(classes), multi_label)
-    compile_model(model, config, steps, multi_label)
+    with get_strategy(strategy).scope():
+        model = build_model(config, len(classes), multi_label)
+        compile_model(model, config, steps, multi_label)
     metric = "binary_accuracy" if multi_label else "accuracy"
     monitor = f"val_{metric}" if has_val else "loss"
     history = model.fit(

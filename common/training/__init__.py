@@ -1,6 +1,13 @@
 """Training services shared by the applications."""
 
 from common.training.callbacks import RunDirectory, standard_callbacks
+from common.training.distribute import STRATEGIES, get_strategy
 from common.training.schedules import WarmupCosineDecay
 
-__all__ = ["RunDirectory", "WarmupCosineDecay", "standard_callbacks"]
+__all__ = [
+    "STRATEGIES",
+    "RunDirectory",
+    "WarmupCosineDecay",
+    "get_strategy",
+    "standard_callbacks",
+]

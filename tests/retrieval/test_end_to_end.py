@@ -1,14 +1,11 @@
 """train -> evaluate -> export -> reload with TF only -> index -> search -> explain."""
 
-import csv
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +13,7 @@ import tensorflow as tf
 from common.testing import TestCase
 from retrieval.__main__ import main
 from retrieval.train import load_trained_model
+from tests.kill_resume import kill_after_first_epoch_then_resume
 from tests.retrieval.helpers import TINY_OVERRIDES
 
 
@@ -198,32 +196,9 @@ class RetrievalEndToEndTest(TestCase):
         args = train_args(run)
         args[args.index("training.epochs=2")] = "training.epochs=4"
         command = [sys.executable, "-m", "retrieval", *args]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        history = os.path.join(run, "history.csv")
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        deadline = time.time() + 300
-        while time.time() < deadline and process.poll() is None:
-            if (
-                os.path.isfile(history)
-                and len(pathlib.Path(history).read_text().splitlines()) >= 2
-            ):
-                break  # epoch 0 finished (backup written before the CSV row)
-            time.sleep(0.05)
-        self.assertIsNone(process.poll(), "training ended before it could be killed")
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        self.assertFalse(os.path.isfile(os.path.join(run, "COMPLETE")))
-        result = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=600
-        )
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        with open(history) as f:
-            epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+        epochs = kill_after_first_epoch_then_resume(self, command, run)
         self.assertEqual(sorted(set(epochs)), [0, 1, 2, 3])
         self.assertEqual(len(epochs), len(set(epochs)), f"repeated epochs: {epochs}")
-        self.assertTrue(os.path.isfile(os.path.join(run, "COMPLETE")))
 
     def test_mirrored_strategy_and_bfloat16(self):
         run = os.path.join(self.get_temp_dir(), "runs", "mirrored")
