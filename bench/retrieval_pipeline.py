@@ -10,9 +10,7 @@ Writes bench/results/retrieval_pipeline.json.
 """
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -24,6 +22,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench._common import result, write_report  # noqa: E402
 from retrieval.config import get_config  # noqa: E402
 from retrieval.data import load_retrieval_data, training_dataset  # noqa: E402
 from retrieval.demo_data import generate_demo_data  # noqa: E402
@@ -97,52 +96,21 @@ def main(argv=None):
         from_files = time_steps(model, files, steps, warmup)
         from_cache = time_steps(model, cached, steps, warmup)
     results = [
-        {
-            "name": "retrieval_steps_per_s_in_memory",
-            "value": 1 / in_memory,
-            "unit": "steps/s",
-            "target": None,
-            "met": None,
-        },
-        {
-            "name": "retrieval_pipeline_ratio_jpeg_files",
-            "value": in_memory / from_files,
-            "unit": "ratio",
-            "target": 0.9,
-            "met": in_memory / from_files >= 0.9,
-        },
-        {
-            "name": "retrieval_pipeline_ratio_cached",
-            "value": in_memory / from_cache,
-            "unit": "ratio",
-            "target": 0.9,
-            "met": in_memory / from_cache >= 0.9,
-        },
+        result("retrieval_steps_per_s_in_memory", 1 / in_memory, "steps/s"),
+        result(
+            "retrieval_pipeline_ratio_jpeg_files", in_memory / from_files, "ratio", 0.9
+        ),
+        result("retrieval_pipeline_ratio_cached", in_memory / from_cache, "ratio", 0.9),
     ]
-    report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "tensorflow": tf.__version__,
-        },
-        "settings": {
-            "preset": "demo",
-            "batch_size": batch,
-            "image_size": size,
-            "precision": args.precision,
-            "steps": steps,
-        },
-        "results": results,
+    settings = {
+        "preset": "demo",
+        "batch_size": batch,
+        "image_size": size,
+        "precision": args.precision,
+        "steps": steps,
     }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    for r in results:
-        target = (
-            "" if r["target"] is None else f"  target >= {r['target']}  met: {r['met']}"
-        )
-        print(f"{r['name']:40} {r['value']:8.3f} {r['unit']}{target}")
-    print(f"Wrote {args.output}")
+    write_report(args.output, results, settings)
+    return results
 
 
 if __name__ == "__main__":

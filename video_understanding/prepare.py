@@ -1,9 +1,11 @@
 """Decode clips once into sharded TFRecords: frames as JPEG, audio as int16 PCM.
 
-`prepare(data, output)` writes `output/<split>-NNNNN-of-MMMMM.tfrecord` shards in
-parallel processes, each shard first as a hidden temporary file renamed when
-complete, so a rerun keeps the finished shards and writes only the missing
-ones. `output/prepare.json` records the settings and class names (a rerun with
+`prepare(data, output)` writes `output/<split>-NNNNN-of-MMMMM.tfrecord` shards:
+clips are decoded in parallel worker processes (which do not import
+TensorFlow) and each shard is written by the main process, first as a hidden
+temporary file renamed when complete, so a rerun keeps the finished shards and
+writes only the missing ones. `output/prepare.json` records the settings and class
+names (a rerun with
 other settings is refused); `output/skipped.json` lists clips that failed to
 decode. `prepared_dataset(output, split)` reads them back with tf.data.
 """
@@ -33,56 +35,73 @@ def _jpeg(frame):
     return buffer.getvalue()
 
 
-def _example(clip, targets, path):
+def decode_for_shard(clips, settings):
+    """Decodes `clips` (`[(path, [label index, ...])]`) for one shard.
+
+    Runs in a worker process, which imports PyAV, NumPy and Pillow but not
+    TensorFlow (a spawned worker would spend seconds importing it). Returns
+    `(records, problems)`: a record is the clip's JPEG frames, int16 PCM audio
+    and metadata; a problem is `(path, reason)`.
+    """
+    records, problems = [], []
+    for path, targets in clips:
+        try:
+            clip = decode_clip(
+                path,
+                settings["num_frames"],
+                settings["frame_size"],
+                sample_rate=settings["sample_rate"],
+                clip_seconds=settings["clip_seconds"],
+                mode="center",
+                max_duration=settings["max_duration"],
+            )
+        except (ClipDecodeError, OSError) as error:
+            problems.append((path, str(error)))
+            continue
+        records.append(
+            {
+                "frames": [_jpeg(f) for f in clip.frames],
+                "audio": np.round(clip.audio * 32767.0).astype("<i2").tobytes(),
+                "labels": list(targets),
+                "audio_present": int(clip.audio_present),
+                "path": path,
+                "duration": clip.duration,
+            }
+        )
+    return records, problems
+
+
+def _example(record):
     import tensorflow as tf
 
     def int64s(values):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
 
-    pcm = np.round(clip.audio * 32767.0).astype("<i2").tobytes()
+    def byte_strings(values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
     features = {
-        "frames": tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[_jpeg(f) for f in clip.frames])
-        ),
-        "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[pcm])),
-        "labels": int64s(targets),
-        "audio_present": int64s([int(clip.audio_present)]),
-        "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
+        "frames": byte_strings(record["frames"]),
+        "audio": byte_strings([record["audio"]]),
+        "labels": int64s(record["labels"]),
+        "audio_present": int64s([record["audio_present"]]),
+        "path": byte_strings([record["path"].encode()]),
         "duration": tf.train.Feature(
-            float_list=tf.train.FloatList(value=[clip.duration])
+            float_list=tf.train.FloatList(value=[record["duration"]])
         ),
     }
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
-def write_shard(shard_path, clips, settings):
-    """Decodes `clips` (`[(path, [label index, ...])]`) into one shard.
-
-    Returns `(written, [(path, reason), ...])`. Runs in a worker process.
-    """
+def write_shard(shard_path, records):
+    """Writes one shard: first a hidden temporary file, renamed when complete."""
     import tensorflow as tf
 
     tmp = os.path.join(os.path.dirname(shard_path), "." + os.path.basename(shard_path))
-    problems, written = [], 0
     with tf.io.TFRecordWriter(tmp) as writer:
-        for path, targets in clips:
-            try:
-                clip = decode_clip(
-                    path,
-                    settings["num_frames"],
-                    settings["frame_size"],
-                    sample_rate=settings["sample_rate"],
-                    clip_seconds=settings["clip_seconds"],
-                    mode="center",
-                    max_duration=settings["max_duration"],
-                )
-            except (ClipDecodeError, OSError) as error:
-                problems.append((path, str(error)))
-                continue
-            writer.write(_example(clip, targets, path).SerializeToString())
-            written += 1
+        for record in records:
+            writer.write(_example(record).SerializeToString())
     os.replace(tmp, shard_path)
-    return written, problems
 
 
 def plan_shards(data, shard_size):
@@ -172,12 +191,13 @@ def prepare(
     if todo:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [
-                pool.submit(write_shard, os.path.join(output, name), clips, settings)
+            futures = {
+                pool.submit(decode_for_shard, clips, settings): name
                 for _, name, clips in todo
-            ]
+            }
             for future in as_completed(futures):
-                _, shard_problems = future.result()
+                records, shard_problems = future.result()
+                write_shard(os.path.join(output, futures[future]), records)
                 problems.extend(shard_problems)
                 progress.update(1)
     progress.close()

@@ -15,6 +15,7 @@ import math
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 
 class ClipDecodeError(ValueError):
@@ -50,15 +51,61 @@ def _declared_duration(container, stream):
     return None
 
 
-def _resize_and_crop(frame, size):
-    """An `av.VideoFrame` -> uint8 `[size, size, 3]`, short side scaled to size."""
+def _resize_and_crop(frame, size, reformatter=None):
+    """An `av.VideoFrame` -> uint8 `[size, size, 3]`, short side scaled to size.
+
+    Pass one `VideoReformatter` for all the frames of a clip: it keeps its
+    scaling context, which `frame.reformat` would build anew for each frame
+    (5x slower).
+    """
     width, height = frame.width, frame.height
     scale = size / min(width, height)
     new_w = max(size, int(round(width * scale)))
     new_h = max(size, int(round(height * scale)))
-    image = frame.reformat(width=new_w, height=new_h, format="rgb24").to_ndarray()
+    reformatter = reformatter or VideoReformatter()
+    image = reformatter.reformat(
+        frame, width=new_w, height=new_h, format="rgb24"
+    ).to_ndarray()
     top, left = (new_h - size) // 2, (new_w - size) // 2
     return np.ascontiguousarray(image[top : top + size, left : left + size])
+
+
+class _AudioCollector:
+    """Decoded audio frames -> one mono float32 signal at `sample_rate`.
+
+    Frames are gathered as arrays and resampled in one call per run of frames
+    with the same format, layout and rate: PyAV's resampler costs about as
+    much per call as per sample, so resampling frame by frame (1,024 samples
+    each) took as long as decoding the video.
+    """
+
+    def __init__(self, sample_rate):
+        self.sample_rate = sample_rate
+        self.runs = []  # [(format, layout, rate), [arrays]]
+
+    def add(self, frame):
+        key = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if not self.runs or self.runs[-1][0] != key:
+            self.runs.append((key, []))
+        self.runs[-1][1].append(frame.to_ndarray())
+
+    def mono(self):
+        pieces = []
+        for (fmt, layout, rate), arrays in self.runs:
+            whole = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(np.concatenate(arrays, axis=1)),
+                format=fmt,
+                layout=layout,
+            )
+            whole.sample_rate = rate
+            resampler = av.AudioResampler(
+                format="flt", layout="mono", rate=self.sample_rate
+            )
+            for frame in [*resampler.resample(whole), *resampler.resample(None)]:
+                pieces.append(frame.to_ndarray().reshape(-1))
+        if not pieces:
+            return np.zeros(0, np.float32)
+        return np.concatenate(pieces).astype(np.float32)
 
 
 def choose_window(duration, clip_seconds, mode="center", rng=None):
@@ -144,14 +191,11 @@ def decode_clip(
         targets = sample_times(start, window, num_frames) if window else None
         end = start + window if window else math.inf
 
+        reformatter = VideoReformatter()
         frames = [None] * num_frames
         kept = []  # (time, frame) for clips of unknown duration
-        resampler = (
-            av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            if audio is not None
-            else None
-        )
-        chunks, audio_start = [], None
+        sound = _AudioCollector(sample_rate)
+        audio_start = None
         video_done = False
         audio_done = audio is None
         # A frame that starts within half a frame before a target covers it.
@@ -167,7 +211,10 @@ def decode_clip(
                             continue
                         if targets is None:
                             kept.append(
-                                (frame.time, _resize_and_crop(frame, frame_size))
+                                (
+                                    frame.time,
+                                    _resize_and_crop(frame, frame_size, reformatter),
+                                )
                             )
                             continue
                         covered = next_target
@@ -176,7 +223,7 @@ def decode_clip(
                         ):
                             covered += 1
                         if covered > next_target:
-                            image = _resize_and_crop(frame, frame_size)
+                            image = _resize_and_crop(frame, frame_size, reformatter)
                             for index in range(next_target, covered):
                                 frames[index] = image
                             next_target = covered
@@ -187,15 +234,11 @@ def decode_clip(
                     for frame in packet.decode():
                         if frame.time is not None and audio_start is None:
                             audio_start = frame.time
-                        for out in resampler.resample(frame):
-                            chunks.append(out.to_ndarray().reshape(-1))
+                        sound.add(frame)
                         if frame.time is not None and frame.time > end:
                             audio_done = True
                 if video_done and audio_done:
                     break
-            if resampler is not None and not audio_done:
-                for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray().reshape(-1))
         except av.error.FFmpegError as error:
             # A truncated or corrupt tail: keep what decoded, if anything.
             if last_frame is None and not kept:
@@ -217,14 +260,16 @@ def decode_clip(
                 raise ClipDecodeError(f"{path}: no decodable video frame.")
             # A clip shorter than declared: repeat the last frame decoded.
             fallback = (
-                decoded[-1] if decoded else _resize_and_crop(last_frame, frame_size)
+                decoded[-1]
+                if decoded
+                else _resize_and_crop(last_frame, frame_size, reformatter)
             )
             frames = [f if f is not None else fallback for f in frames]
 
         samples = int(round(window * sample_rate))
         waveform = np.zeros(samples, dtype=np.float32)
-        if chunks:
-            signal = np.concatenate(chunks).astype(np.float32)
+        signal = sound.mono()
+        if len(signal):
             offset = int(round((start - (audio_start or 0.0)) * sample_rate))
             piece = signal[max(offset, 0) : max(offset, 0) + samples]
             waveform[max(-offset, 0) : max(-offset, 0) + len(piece)] = piece[

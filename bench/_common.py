@@ -1,0 +1,81 @@
+"""Shared by the benchmarks: machine facts, result records, the JSON file."""
+
+import json
+import os
+import platform
+import statistics
+import time
+
+
+def machine():
+    """What the figures were measured on."""
+    import tensorflow as tf
+
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def result(name, value, unit, target=None, at_least=True, note=None):
+    """One figure; `met` compares it with `target` (`>=`, or `<=` when
+    `at_least` is False), `None` when there is no target."""
+    met = None
+    if target is not None:
+        met = bool(value >= target) if at_least else bool(value <= target)
+    record = {
+        "name": name,
+        "value": float(value),
+        "unit": unit,
+        "target": target,
+        "target_kind": None if target is None else (">=" if at_least else "<="),
+        "met": met,
+    }
+    if note:
+        record["note"] = note
+    return record
+
+
+def median_time(function, repeats, warmup=1):
+    """Median seconds of `function()` over `repeats` calls after `warmup`."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def write_report(path, results, settings=None, extra=None):
+    """Writes `{"machine", "settings", "results"}` to `path` and prints the table."""
+    report = {"machine": machine(), "settings": settings or {}, "results": results}
+    report.update(extra or {})
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    print_results(results)
+    print(f"Wrote {path}")
+    return report
+
+
+def print_results(results):
+    for r in results:
+        target = ""
+        if r["target"] is not None:
+            target = f"  target {r['target_kind']} {r['target']:g}  met: {r['met']}"
+        print(f"{r['name']:48} {r['value']:10.3f} {r['unit']}{target}")
