@@ -14,7 +14,7 @@ venv: $(STAMP)
 # Re-runs only when setup.py changes (or the venv is missing).
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
 	touch $(STAMP)
 
 test: venv

@@ -36,13 +36,23 @@ setup(
         "tqdm>=4.66,<5",
         "matplotlib>=3.8,<4",
         "tensorboard>=2.20,<3",
+        # PredictionLog protos for the warmup requests every export writes,
+        # and the gRPC client; the same version as TensorFlow and TF Serving.
+        "tensorflow-serving-api==2.21.*",
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
+        # kept for `pip install .[serving]` in older instructions; now core.
         "serving": ["tensorflow-serving-api==2.21.*"],
         "hub": ["tensorflow-hub>=0.16,<0.17"],
-        "dev": ["pytest>=8,<10", "ruff>=0.6"],
-        "bench": ["psutil>=5.9"],
+        # the tests load the exports with tensorflow_hub too
+        "dev": ["pytest>=8,<10", "ruff>=0.6", "tensorflow-hub>=0.16,<0.17"],
+        "bench": [
+            "psutil>=5.9",
+            "faiss-cpu>=1.8",
+            "imageio-ffmpeg>=0.5",
+            "py-spy>=0.3",
+        ],
     },
     entry_points={
         "console_scripts": [

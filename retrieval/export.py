@@ -1,10 +1,12 @@
 """Export of a trained run as a TF Serving SavedModel (embeddings and scores)."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from common.data import decode_and_resize
 from common.export import export_versioned
+from common.serving.warmup import sample_jpeg, write_warmup_requests
 from retrieval.train import load_trained_model
 
 SIGNATURES = (
@@ -75,18 +77,38 @@ def make_export_archive(model, image_size):
     return archive
 
 
+def warmup_inputs(image_size):
+    """Warmup inputs for each signature (see `common.serving.warmup`)."""
+    jpeg = sample_jpeg()
+
+    def pixels(batch):
+        return {"images": np.full((batch, image_size, image_size, 3), 128, np.uint8)}
+
+    return {
+        "embed_image": lambda batch: {"image_bytes": [jpeg] * batch},
+        "embed_image_pixels": pixels,
+        "embed_text": lambda batch: {"text": ["a photo of a dog"] * batch},
+        "score": lambda batch: {
+            "image_bytes": [jpeg] * batch,
+            "text": ["a photo of a dog"] * batch,
+        },
+        "serving_default": lambda batch: {"text": ["a photo of a dog"] * batch},
+    }
+
+
 def export(
     run_dir, output="saved_models/retrieval", version=None, keep=None, verbose=True
 ):
     """Writes the next version of `output` atomically; returns its folder."""
     config, model = load_trained_model(run_dir)
     archive = make_export_archive(model, config.data.image_size)
-    path = export_versioned(
-        lambda tmp: archive.write_out(tmp, verbose=False),
-        output,
-        version=version,
-        keep=keep,
-    )
+    size = config.data.image_size
+
+    def write(tmp):
+        archive.write_out(tmp, verbose=False)
+        write_warmup_requests(tmp, "retrieval", warmup_inputs(size))
+
+    path = export_versioned(write, output, version=version, keep=keep)
     if verbose:
         print(f"Exported {run_dir} to {path} (signatures: {', '.join(SIGNATURES)})")
     return path

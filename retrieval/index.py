@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from common.data import SkipReport
 from common.export import export_versioned, resolve_version_dir
+from common.serving.warmup import sample_jpeg, write_warmup_requests
 from retrieval.data import check_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -35,21 +36,30 @@ class SearchIndex(tf.Module):
         # The checks must run before top_k, which would otherwise fail first
         # with its own message: inside a tf.function nothing orders them.
         checks = [
+            tf.debugging.assert_equal(
+                tf.shape(k)[0],
+                tf.shape(queries)[0],
+                message="k must hold one value per query",
+            ),
             tf.debugging.assert_positive(k, message="k must be at least 1"),
             tf.debugging.assert_less_equal(
                 k, size, message="k is larger than the number of gallery images"
             ),
         ]
         with tf.control_dependencies(checks):
-            k = tf.identity(k)
+            k_max = tf.reduce_max(tf.concat([k, [1]], 0))
         scores = tf.matmul(queries, self.embeddings, transpose_b=True)
-        top = tf.math.top_k(scores, k=k)
+        top = tf.math.top_k(scores, k=k_max)
         return {"ids": tf.gather(self.ids, top.indices), "scores": top.values}
 
+    # `k` has one value per query (not a scalar) so that every input has the
+    # batch dimension TF Serving's server-side batching needs; the outputs have
+    # max(k) columns, best first (a request whose queries all ask the same k,
+    # the usual case, gets exactly k).
     @tf.function(
         input_signature=[
             tf.TensorSpec((None,), tf.string, name="text"),
-            tf.TensorSpec((), tf.int32, name="k"),
+            tf.TensorSpec((None,), tf.int32, name="k"),
         ]
     )
     def search_by_text(self, text, k):
@@ -59,7 +69,7 @@ class SearchIndex(tf.Module):
     @tf.function(
         input_signature=[
             tf.TensorSpec((None,), tf.string, name="image_bytes"),
-            tf.TensorSpec((), tf.int32, name="k"),
+            tf.TensorSpec((None,), tf.int32, name="k"),
         ]
     )
     def search_by_image(self, image_bytes, k):
@@ -67,6 +77,8 @@ class SearchIndex(tf.Module):
         queries = signature(image_bytes=image_bytes)["embeddings"]
         return self._top_k(queries, k)
 
+    # Not a serving signature (TF Serving's batching refuses a signature
+    # without batched inputs): call it as `tf.saved_model.load(path).gallery_info()`.
     @tf.function(input_signature=[])
     def gallery_info(self):
         return {
@@ -150,14 +162,20 @@ def build_index(
         "search_by_text": index.search_by_text,
         "search_by_image": index.search_by_image,
         "serving_default": index.search_by_text,
-        "gallery_info": index.gallery_info,
     }
-    path = export_versioned(
-        lambda tmp: tf.saved_model.save(index, tmp, signatures=signatures),
-        output,
-        version=version,
-        keep=keep,
-    )
+    jpeg = sample_jpeg()
+    k = min(10, len(kept))
+    warmup = {
+        "search_by_text": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
+        "search_by_image": lambda b: {"image_bytes": [jpeg] * b, "k": [k] * b},
+        "serving_default": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
+    }
+
+    def write(tmp):
+        tf.saved_model.save(index, tmp, signatures=signatures)
+        write_warmup_requests(tmp, "retrieval_index", warmup)
+
+    path = export_versioned(write, output, version=version, keep=keep)
     if verbose:
         print(f"Indexed {len(kept)} images from {images} with {model_dir} into {path}")
     return path

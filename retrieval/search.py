@@ -17,7 +17,7 @@ def search(index, query=None, image=None, k=5):
     if (query is None) == (image is None):
         raise ValueError("Give exactly one of a text query or --image PATH.")
     loaded = load_index(index)
-    info = loaded.signatures["gallery_info"]()
+    info = loaded.gallery_info()
     size = int(info["size"])
     root = info["gallery_root"].numpy().decode("utf-8")
     if not 1 <= k <= size:
@@ -29,11 +29,11 @@ def search(index, query=None, image=None, k=5):
             raise FileNotFoundError(f"Query image not found: {image!r}.")
         with open(image, "rb") as f:
             out = loaded.signatures["search_by_image"](
-                image_bytes=tf.constant([f.read()]), k=tf.constant(k)
+                image_bytes=tf.constant([f.read()]), k=tf.constant([k])
             )
     else:
         out = loaded.signatures["search_by_text"](
-            text=tf.constant([query]), k=tf.constant(k)
+            text=tf.constant([query]), k=tf.constant([k])
         )
     ids = [i.decode("utf-8") for i in out["ids"].numpy()[0]]
     scores = [float(s) for s in out["scores"].numpy()[0]]

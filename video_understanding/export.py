@@ -4,10 +4,12 @@ import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from common.data.video import decode_clip
 from common.export import export_versioned, resolve_version_dir
+from common.serving.warmup import write_warmup_requests
 from video_understanding.train import load_trained_model
 
 
@@ -62,6 +64,16 @@ def export(
         "clip_seconds": config.data.clip_seconds,
     }
 
+    seconds = config.data.clip_seconds or 1.0
+    samples = int(round(seconds * config.data.sample_rate))
+    shape = (model.num_frames, model.frame_size, model.frame_size, 3)
+
+    def clips(batch):
+        return {
+            "frames": np.full((batch, *shape), 128, np.uint8),
+            "audio": np.zeros((batch, samples), np.float32),
+        }
+
     def write(path):
         archive.write_out(path, verbose=False)
         extra = os.path.join(path, "assets.extra")
@@ -70,6 +82,7 @@ def export(
             f.writelines(f"{name}\n" for name in class_names)
         with open(os.path.join(extra, "decoding.json"), "w", encoding="utf-8") as f:
             json.dump(decoding, f, indent=2)
+        write_warmup_requests(path, "video_understanding", {"serving_default": clips})
 
     path = export_versioned(write, output, version=version, keep=keep)
     if verbose:

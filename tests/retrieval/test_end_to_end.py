@@ -74,18 +74,18 @@ class RetrievalEndToEndTest(TestCase):
         )
         loaded = tf.saved_model.load(os.path.join(index, "1"))
         out = loaded.signatures["search_by_text"](
-            text=tf.constant(texts), k=tf.constant(4)
+            text=tf.constant(texts), k=tf.constant([4] * len(texts))
         )
         self.assertEqual(tuple(out["ids"].shape), (3, 4))
         scores = out["scores"].numpy()
         self.assertTrue((np.diff(scores, axis=1) <= 1e-6).all())
         by_image = loaded.signatures["search_by_image"](
-            image_bytes=tf.constant(image_bytes[:1]), k=tf.constant(1)
+            image_bytes=tf.constant(image_bytes[:1]), k=tf.constant([1])
         )
         self.assertEqual(by_image["ids"].numpy()[0, 0].decode(), names[0])
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "larger than"):
             loaded.signatures["search_by_text"](
-                text=tf.constant(["a"]), k=tf.constant(10**6)
+                text=tf.constant(["a"]), k=tf.constant([10**6])
             )
 
         page = os.path.join(tmp, "out.html")
