@@ -48,18 +48,52 @@ def write_warmup_requests(export_dir, model_name, make_inputs, batch_sizes=None)
     from tensorflow_serving.apis import prediction_log_pb2
 
     batch_sizes = batch_sizes or ALLOWED_BATCH_SIZES
+    specs = signature_inputs(export_dir)
+    missing = set(specs) - set(make_inputs)
+    if missing:
+        raise ValueError(f"No warmup inputs for signatures {sorted(missing)}.")
     extra = os.path.join(export_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     path = os.path.join(extra, WARMUP_FILE)
     with tf.io.TFRecordWriter(path) as writer:
         for signature, make in make_inputs.items():
             for batch in batch_sizes:
-                request = predict_request(model_name, signature, make(batch))
+                inputs = make(batch)
+                if set(inputs) != set(specs[signature]):
+                    raise ValueError(
+                        f"Warmup inputs {sorted(inputs)} for {signature!r} do not "
+                        f"match its inputs {sorted(specs[signature])}."
+                    )
+                # A request whose dtype differs from the signature's (int64 for
+                # int32, say) would fail the warmup and the model's loading.
+                inputs = {
+                    name: np.asarray(value, dtype=specs[signature][name])
+                    for name, value in inputs.items()
+                }
+                request = predict_request(model_name, signature, inputs)
                 log = prediction_log_pb2.PredictionLog(
                     predict_log=prediction_log_pb2.PredictLog(request=request)
                 )
                 writer.write(log.SerializeToString())
     return path
+
+
+def signature_inputs(export_dir):
+    """`{signature: {input name: numpy dtype}}` read from `saved_model.pb`."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+    graph = saved_model.meta_graphs[0]
+    return {
+        name: {
+            key: tf.dtypes.as_dtype(info.dtype).as_numpy_dtype
+            for key, info in signature.inputs.items()
+        }
+        for name, signature in graph.signature_def.items()
+        if name != "__saved_model_init_op"
+    }
 
 
 def read_warmup_requests(export_dir):
