@@ -47,8 +47,9 @@ demo: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# All benchmarks (< 20 min on 2 CPU cores) -> bench/results/latest.json + PNGs.
 bench: venv
-	$(PY) bench/retrieval_pipeline.py
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

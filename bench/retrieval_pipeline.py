@@ -58,6 +58,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps")
     parser.add_argument("--precision", default="mixed_bfloat16")
+    parser.add_argument("--xla", action="store_true", help="jit_compile the step")
     parser.add_argument("--output", default="bench/results/retrieval_pipeline.json")
     args = parser.parse_args(argv)
     steps, warmup = (6, 2) if args.quick else (20, 3)
@@ -72,7 +73,7 @@ def main(argv=None):
         images, captions = data.subset("train")
         model = build_model(config)
         model.adapt([c for cs in captions for c in cs])
-        model.compile(optimizer=keras.optimizers.AdamW(1e-5))
+        model.compile(optimizer=keras.optimizers.AdamW(1e-5), jit_compile=args.xla)
 
         def as_inputs(dataset):
             return dataset.map(lambda i, t: {"images": i, "text": t}).repeat()
@@ -107,6 +108,7 @@ def main(argv=None):
         "batch_size": batch,
         "image_size": size,
         "precision": args.precision,
+        "xla": args.xla,
         "steps": steps,
     }
     write_report(args.output, results, settings)

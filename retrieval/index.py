@@ -48,7 +48,10 @@ class SearchIndex(tf.Module):
         ]
         with tf.control_dependencies(checks):
             k_max = tf.reduce_max(tf.concat([k, [1]], 0))
-        scores = tf.matmul(queries, self.embeddings, transpose_b=True)
+        # gallery @ queries^T, then transposed: TF's matmul kernels run this
+        # product (rows of the gallery contiguous, the queries transposed) 2x
+        # faster at batch 32 than queries @ gallery^T (bench/search.py).
+        scores = tf.transpose(tf.matmul(self.embeddings, queries, transpose_b=True))
         top = tf.math.top_k(scores, k=k_max)
         return {"ids": tf.gather(self.ids, top.indices), "scores": top.values}
 
