@@ -13,6 +13,7 @@ from common.training import (
     standard_callbacks,
 )
 from common.training.config import load_config, save_config
+from common.training.faults import maybe_kill
 from retrieval.config import RetrievalConfig
 from retrieval.data import load_retrieval_data, training_dataset
 from retrieval.demo_data import generate_demo_data
@@ -41,6 +42,7 @@ class RetrievalValidation(keras.callbacks.Callback):
             self.image_size,
             self.batch_size,
         )
+        maybe_kill("validation", epoch)  # crash tests only (MMSUITE_FAULT)
         if logs is not None:
             for key in VALIDATION_KEYS:
                 logs[f"val_{key}"] = metrics[key]

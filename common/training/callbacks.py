@@ -1,6 +1,9 @@
 """Callbacks and run-directory helpers shared by the applications' training."""
 
+import csv
+import json
 import os
+import shutil
 
 import keras
 
@@ -50,24 +53,219 @@ class RunDirectory:
         )
 
 
+def _write_json_atomic(path, value):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_csv_atomic(path, rows):
+    keys = ["epoch"] + sorted({k for row in rows for k in row} - {"epoch"})
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    os.replace(tmp, path)
+
+
+def _read_csv(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = []
+        for row in csv.DictReader(f):
+            try:
+                epoch = int(row["epoch"])
+            except (KeyError, TypeError, ValueError):
+                continue  # a torn last line
+            rows.append({**row, "epoch": epoch})
+        return rows
+
+
+class RunCheckpointing(keras.callbacks.Callback):
+    """Last and best weights, the resume backup and `history.csv`, each
+    written so that a crash at any instant leaves a loadable run.
+
+    Every file is written beside its final name and renamed into place
+    (`os.replace` is atomic), so a checkpoint is either the old one or the new
+    one, never half of each. The backup is one folder per epoch,
+    `backup/state-NNNNN/` (weights with the optimizer state, and `state.json`
+    with the epoch, the best value and this fit's history rows), published by
+    rewriting `backup/LATEST`; older states are removed only after that. On
+    restart the newest published state is loaded and training goes on from
+    the next epoch; `history.csv` is rebuilt from it, so an epoch is neither
+    repeated nor lost in the log. The backup is removed when `fit` ends.
+
+    Args:
+        run: a `RunDirectory`.
+        monitor: the log key that picks the best checkpoint.
+        mode: `"max"` or `"min"`.
+    """
+
+    def __init__(self, run, monitor, mode="max"):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"`mode` must be 'max' or 'min'; received {mode!r}.")
+        self.run = run
+        self.monitor = monitor
+        self.mode = mode
+        self.latest = os.path.join(run.backup, "LATEST")
+        self.best_file = os.path.join(run.checkpoints, "best.json")
+        self.best = None
+        self.rows = []  # this fit's history rows, epoch order
+        self.synced = False
+
+    # -- restore ----------------------------------------------------------
+    def _state_dir(self):
+        if not os.path.isfile(self.latest):
+            return None
+        with open(self.latest, encoding="utf-8") as f:
+            name = f.read().strip()
+        path = os.path.join(self.run.backup, name)
+        if name and os.path.isfile(os.path.join(path, "state.json")):
+            return path
+        return None
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.run.backup, exist_ok=True)
+        os.makedirs(self.run.checkpoints, exist_ok=True)
+        for name in os.listdir(self.run.backup):  # leftovers of a crash
+            if name.startswith(".tmp"):
+                shutil.rmtree(os.path.join(self.run.backup, name), ignore_errors=True)
+        if os.path.isfile(self.best_file):
+            with open(self.best_file, encoding="utf-8") as f:
+                saved = json.load(f)
+            if saved.get("monitor") == self.monitor:
+                self.best = saved.get("value")
+        state_dir = self._state_dir()
+        self.rows, self.synced = [], False
+        if state_dir is None:
+            return
+        with open(os.path.join(state_dir, "state.json"), encoding="utf-8") as f:
+            state = json.load(f)
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(state_dir, "model.weights.h5"))
+        self.model._initial_epoch = state["epoch"]
+        self.best = state.get("best", self.best)
+        self.rows = state["rows"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.synced:
+            return
+        # The first epoch of this fit: history.csv keeps the epochs before it
+        # (earlier phases, earlier fits), then this fit's backed-up rows.
+        before = [r for r in _read_csv(self.run.history) if r["epoch"] < epoch]
+        restored = {r["epoch"] for r in self.rows}
+        kept = [r for r in before if r["epoch"] not in restored]
+        _write_csv_atomic(
+            self.run.history, sorted(kept + self.rows, key=lambda r: r["epoch"])
+        )
+        self.synced = True
+
+    # -- save -------------------------------------------------------------
+    def _save_weights(self, path):
+        tmp = os.path.join(
+            os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}"
+        )
+        try:
+            self.model.save_weights(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def _improved(self, value):
+        if value is None or value != value:  # missing or NaN
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        from common.training.faults import maybe_kill
+
+        logs = dict(logs or {})
+        row = {"epoch": int(epoch)}
+        for key, value in logs.items():
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+        value = row.get(self.monitor)
+        if self._improved(value):
+            self._save_weights(self.run.best_weights)
+            self.best = value
+            _write_json_atomic(
+                self.best_file,
+                {"monitor": self.monitor, "value": value, "epoch": int(epoch)},
+            )
+        self._save_weights(self.run.last_weights)
+
+        rows = self.rows + [row]
+        name = f"state-{epoch + 1:05d}"
+        tmp = os.path.join(self.run.backup, f".tmp-{os.getpid()}-{name}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        try:
+            self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
+            maybe_kill("checkpoint_save", epoch)
+            _write_json_atomic(
+                os.path.join(tmp, "state.json"),
+                {"epoch": int(epoch) + 1, "best": self.best, "rows": rows},
+            )
+            final = os.path.join(self.run.backup, name)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        previous = self._state_dir()
+        with open(f"{self.latest}.tmp", "w", encoding="utf-8") as f:
+            f.write(name + "\n")
+        os.replace(f"{self.latest}.tmp", self.latest)
+        if previous and os.path.basename(previous) != name:
+            shutil.rmtree(previous, ignore_errors=True)
+        self.rows = rows
+        existing = _read_csv(self.run.history)
+        _write_csv_atomic(
+            self.run.history,
+            sorted(
+                [r for r in existing if r["epoch"] != row["epoch"]] + [row],
+                key=lambda r: r["epoch"],
+            ),
+        )
+
+    def on_train_end(self, logs=None):
+        for name in os.listdir(self.run.backup):
+            path = os.path.join(self.run.backup, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+        if os.path.isfile(self.latest):
+            os.remove(self.latest)
+
+
 def standard_callbacks(run, monitor, mode="max", tensorboard=True):
-    """Checkpoints (best by `monitor`, and last), resume, logs, NaN guard.
+    """NaN guard, crash-safe checkpoints (best by `monitor`, and last),
+    resume and `history.csv` (`RunCheckpointing`), TensorBoard logs.
 
     Put callbacks that add `monitor` to the logs before these.
     """
+    from common.training.faults import fault_callback
+
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(
-            run.best_weights,
-            monitor=monitor,
-            mode=mode,
-            save_best_only=True,
-            save_weights_only=True,
-        ),
-        keras.callbacks.ModelCheckpoint(run.last_weights, save_weights_only=True),
-        keras.callbacks.BackupAndRestore(run.backup),
-        keras.callbacks.CSVLogger(run.history, append=True),
+        RunCheckpointing(run, monitor=monitor, mode=mode),
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(run.logs, write_graph=False))
+    fault = fault_callback()
+    if fault is not None:
+        callbacks.insert(0, fault)
     return callbacks

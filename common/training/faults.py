@@ -1,0 +1,59 @@
+"""Fault injection for the crash tests (tests/faults): off unless asked for.
+
+Setting `MMSUITE_FAULT=POINT:EPOCH` makes training SIGKILL its own process
+when it reaches POINT in epoch EPOCH (0-based), the way a power cut or the
+OOM killer would:
+
+- `mid_epoch`: after the middle training batch of the epoch;
+- `checkpoint_save`: while the epoch's checkpoint is being written (after the
+  weights file, before the checkpoint is published);
+- `validation`: in the middle of the epoch's validation.
+"""
+
+import os
+import signal
+
+ENV = "MMSUITE_FAULT"
+POINTS = ("mid_epoch", "checkpoint_save", "validation")
+
+
+def requested():
+    """`(point, epoch)` from the environment, or None."""
+    value = os.environ.get(ENV)
+    if not value:
+        return None
+    point, _, epoch = value.partition(":")
+    if point not in POINTS or not epoch.isdigit():
+        raise ValueError(
+            f"{ENV} must be POINT:EPOCH with POINT in {POINTS}; got {value!r}"
+        )
+    return point, int(epoch)
+
+
+def maybe_kill(point, epoch):
+    """SIGKILLs this process if `MMSUITE_FAULT` names this point and epoch."""
+    if requested() == (point, int(epoch)):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fault_callback():
+    """A Keras callback killing at `mid_epoch` / `validation`, or None when off."""
+    if requested() is None:
+        return None
+    import keras
+
+    class KillAt(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            steps = (self.params or {}).get("steps") or 2
+            if batch == max(0, steps // 2 - 1):
+                maybe_kill("mid_epoch", self.epoch)
+
+        def on_test_batch_end(self, batch, logs=None):
+            maybe_kill("validation", self.epoch)
+
+    return KillAt()
