@@ -44,6 +44,11 @@ def build_parser():
         default="default",
         help="tf.distribute strategy (mirrored: all local GPUs)",
     )
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="op determinism + fixed seeds: identical runs (slower)",
+    )
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
 
     p = commands.add_parser("evaluate", help="Recall@K of a trained run")
@@ -107,6 +112,8 @@ def run(args):
         overrides = list(args.overrides)
         if args.precision:
             overrides.append(f"training.precision={args.precision}")
+        if args.deterministic:
+            overrides.append("training.deterministic=true")
         config = get_config(args.preset, overrides)
         train(
             config,

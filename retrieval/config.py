@@ -86,6 +86,7 @@ class TrainingConfig:
         freeze_backbone_epochs: epochs with VGG16 frozen before fine-tuning.
         precision: `"float32"`, `"mixed_bfloat16"` (CPU) or `"mixed_float16"` (GPU).
         seed: global seed.
+        deterministic: TensorFlow op determinism (identical runs, slower).
         steps_per_epoch: cap on steps per epoch (`None` = one pass).
         validation_batch_size: batch size when embedding for validation.
         rerank_top_k: candidates re-ranked by cross-attention in `evaluate`.
@@ -102,6 +103,7 @@ class TrainingConfig:
     freeze_backbone_epochs: int = 2
     precision: str = "float32"
     seed: int = 0
+    deterministic: bool = False
     steps_per_epoch: int | None = None
     validation_batch_size: int = 256
     rerank_top_k: int = 20

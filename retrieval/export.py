@@ -6,8 +6,18 @@ import tensorflow as tf
 
 from common.data import decode_and_resize
 from common.export import export_versioned
+from common.serving.checks import (
+    batch_checks,
+    checked,
+    image_bytes_checks,
+    same_batch_checks,
+)
 from common.serving.warmup import sample_jpeg, write_warmup_requests
 from retrieval.train import load_trained_model
+
+# Encoded images over this many pixels (by their header) are refused before
+# decoding: 50 megapixels, far above any photo a caller should send.
+MAX_REQUEST_PIXELS = 50_000_000
 
 SIGNATURES = (
     "embed_image",
@@ -31,7 +41,7 @@ def _resize_pixels(images, image_size):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def make_export_archive(model, image_size):
+def make_export_archive(model, image_size, max_pixels=MAX_REQUEST_PIXELS):
     """An `ExportArchive` with the retrieval signatures of `model`.
 
     - `embed_image`: `image_bytes` string `[None]` (encoded JPEG/PNG) ->
@@ -46,19 +56,36 @@ def make_export_archive(model, image_size):
     archive = keras.export.ExportArchive()
     archive.track(model)
 
+    def checked_bytes(image_bytes):
+        return checked(image_bytes, image_bytes_checks(image_bytes, max_pixels))
+
+    def checked_text(text):
+        return checked(text, batch_checks(text, "text", 1))
+
     def embed_image(image_bytes):
-        images = _decode_batch(image_bytes, image_size)
+        images = _decode_batch(checked_bytes(image_bytes), image_size)
         return {"embeddings": model.encode_images(images, training=False)["embeddings"]}
 
     def embed_image_pixels(images):
-        images = _resize_pixels(images, image_size)
+        shape = tf.shape(images)
+        checks = batch_checks(images, "images", 4, (None, None, 3))
+        checks.append(
+            tf.debugging.assert_positive(
+                shape[1] * shape[2], message="`images` must have pixels (H, W >= 1)"
+            )
+        )
+        images = _resize_pixels(checked(images, checks), image_size)
         return {"embeddings": model.encode_images(images, training=False)["embeddings"]}
 
     def embed_text(text):
+        text = checked_text(text)
         return {"embeddings": model.encode_texts(text, training=False)["embeddings"]}
 
     def score(image_bytes, text):
-        images = model.encode_images(_decode_batch(image_bytes, image_size))
+        pair = {"image_bytes": image_bytes, "text": text}
+        text = checked(checked_text(text), same_batch_checks(pair))
+        images = _decode_batch(checked_bytes(image_bytes), image_size)
+        images = model.encode_images(images)
         texts = model.encode_texts(text)
         scores = model.match_scores(images["regions"], texts["tokens"], texts["mask"])
         return {"scores": scores}

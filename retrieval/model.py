@@ -252,8 +252,25 @@ class ImageTextRetrievalModel(keras.Model):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
+        import tensorflow as tf
+
         images, texts = y_pred["image_embeddings"], y_pred["text_embeddings"]
-        if self.loss_name == "contrastive":
+        # Under tf.distribute each replica sees its share of the batch. Keras
+        # sums the replicas' gradients, so the loss returned here is divided
+        # by the number of replicas (as Keras' own losses are), and the
+        # contrastive loss takes its negatives from the whole global batch.
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        if self.loss_name == "contrastive" and replicas > 1:
+            offset = context.replica_id_in_sync_group * ops.shape(images)[0]
+            global_loss = self.contrastive(
+                images,
+                texts,
+                context.all_gather(images, axis=0),
+                context.all_gather(texts, axis=0),
+                offset,
+            )
+        elif self.loss_name == "contrastive":
             global_loss = self.contrastive(images, texts)
         else:
             global_loss = hard_negative_triplet_loss(images, texts, margin=self.margin)
@@ -263,7 +280,7 @@ class ImageTextRetrievalModel(keras.Model):
             self.matching_loss_tracker.update_state(matching)
             total = total + self.matching_loss_weight * matching
         self.global_loss_tracker.update_state(global_loss)
-        return total
+        return total / replicas
 
     def get_config(self):
         config = super().get_config()

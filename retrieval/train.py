@@ -10,6 +10,7 @@ from common.training import (
     RunDirectory,
     WarmupCosineDecay,
     get_strategy,
+    seed_everything,
     standard_callbacks,
 )
 from common.training.config import load_config, save_config
@@ -137,7 +138,7 @@ def train(
         print(f"{run.path} already finished training; nothing to do.")
         with open(run.complete, encoding="utf-8") as f:
             return json.load(f)
-    keras.utils.set_random_seed(config.training.seed)
+    seed_everything(config.training.seed, config.training.deterministic)
     set_precision(config.training.precision)
     config.data.path = resolve_data(config, run, data_path)
     save_config(config, run.config)

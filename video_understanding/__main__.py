@@ -34,6 +34,12 @@ def build_parser():
     )
     p.add_argument("--shard-size", type=int, default=64, help="clips per shard")
     p.add_argument("--workers", type=int, help="decoding processes (default: CPUs)")
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=3600.0,
+        help="skip clips whose header declares more seconds (default: 3600)",
+    )
 
     p = commands.add_parser("train", help="train a model into a run directory")
     p.add_argument("--preset", default="demo", help="demo | ucf101 | kinetics")
@@ -57,6 +63,11 @@ def build_parser():
         choices=("default", "mirrored"),
         default="default",
         help="tf.distribute strategy (mirrored: all local GPUs)",
+    )
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="op determinism + fixed seeds: identical runs (slower)",
     )
     p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
 
@@ -106,6 +117,7 @@ def run(args):
             clip_seconds=args.clip_seconds,
             shard_size=args.shard_size,
             workers=args.workers,
+            max_duration=args.max_duration,
         )
     elif args.command == "train":
         from video_understanding.config import get_config
@@ -114,6 +126,8 @@ def run(args):
         overrides = list(args.overrides)
         if args.precision:
             overrides.append(f"training.precision={args.precision}")
+        if args.deterministic:
+            overrides.append("training.deterministic=true")
         config = get_config(args.preset, overrides)
         train(
             config,

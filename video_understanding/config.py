@@ -89,6 +89,7 @@ class TrainingConfig:
         weight_decay: AdamW weight decay.
         precision: `float32`, `mixed_bfloat16` (CPU) or `mixed_float16` (GPU).
         seed: global seed.
+        deterministic: TensorFlow op determinism (identical runs, slower).
     """
 
     epochs: int = 30
@@ -98,6 +99,7 @@ class TrainingConfig:
     weight_decay: float = 1e-4
     precision: str = "float32"
     seed: int = 0
+    deterministic: bool = False
 
 
 @dataclasses.dataclass

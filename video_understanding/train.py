@@ -16,6 +16,7 @@ from common.training import (
     RunDirectory,
     WarmupCosineDecay,
     get_strategy,
+    seed_everything,
     standard_callbacks,
 )
 from common.training.config import load_config, save_config
@@ -135,7 +136,7 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
         print(f"{run.path} already finished training; nothing to do.")
         with open(run.complete, encoding="utf-8") as f:
             return json.load(f)
-    keras.utils.set_random_seed(config.training.seed)
+    seed_everything(config.training.seed, config.training.deterministic)
     keras.config.set_dtype_policy(config.training.precision)
     prepared = prepared_folder(config, run, data_path, verbose=bool(verbose))
     config.data.path = prepared

@@ -29,7 +29,14 @@ def _check_pair(image_embeddings, text_embeddings):
             )
 
 
-def contrastive_loss(image_embeddings, text_embeddings, logit_scale):
+def contrastive_loss(
+    image_embeddings,
+    text_embeddings,
+    logit_scale,
+    all_image_embeddings=None,
+    all_text_embeddings=None,
+    offset=0,
+):
     """Symmetric InfoNCE loss over a batch of matching (image, text) pairs.
 
     Row `i` of both inputs is a matching pair; every other row of the batch is
@@ -38,11 +45,21 @@ def contrastive_loss(image_embeddings, text_embeddings, logit_scale):
     image against the texts and of each text against the images, with the
     diagonal as the target. Computed in float32.
 
+    Under `tf.distribute`, pass the global batch gathered across replicas
+    (`ReplicaContext.all_gather`, which passes gradients back) as
+    `all_image_embeddings` / `all_text_embeddings` and this replica's first
+    row in it as `offset`: the local rows are then scored against every row
+    of the global batch (open_clip's `gather_with_grad` with local loss), and
+    the mean over replicas equals the loss of the whole batch on one device.
+
     Args:
         image_embeddings: tensor `[B, D]` (normalised here).
         text_embeddings: tensor `[B, D]` (normalised here).
         logit_scale: scalar multiplier of the cosine similarities (the inverse
             temperature, already exponentiated).
+        all_image_embeddings: optional `[G, D]`, the global batch's images.
+        all_text_embeddings: optional `[G, D]`, the global batch's texts.
+        offset: index of `image_embeddings[0]` in the global batch.
 
     Returns:
         Scalar loss.
@@ -62,13 +79,26 @@ def contrastive_loss(image_embeddings, text_embeddings, logit_scale):
     _check_pair(image_embeddings, text_embeddings)
     images, texts = _normalize(image_embeddings), _normalize(text_embeddings)
     scale = ops.cast(logit_scale, "float32")
-    logits_per_image = scale * ops.matmul(images, ops.transpose(texts))
-    labels = ops.arange(ops.shape(logits_per_image)[0])
+    if all_image_embeddings is None and all_text_embeddings is None:
+        logits_per_image = scale * ops.matmul(images, ops.transpose(texts))
+        logits_per_text = ops.transpose(logits_per_image)
+        labels = ops.arange(ops.shape(logits_per_image)[0])
+    else:
+        if all_image_embeddings is None or all_text_embeddings is None:
+            raise ValueError(
+                "Pass both `all_image_embeddings` and `all_text_embeddings`, or "
+                "neither."
+            )
+        all_images = _normalize(ops.convert_to_tensor(all_image_embeddings))
+        all_texts = _normalize(ops.convert_to_tensor(all_text_embeddings))
+        logits_per_image = scale * ops.matmul(images, ops.transpose(all_texts))
+        logits_per_text = scale * ops.matmul(texts, ops.transpose(all_images))
+        labels = offset + ops.arange(ops.shape(images)[0])
     image_loss = keras.losses.sparse_categorical_crossentropy(
         labels, logits_per_image, from_logits=True
     )
     text_loss = keras.losses.sparse_categorical_crossentropy(
-        labels, ops.transpose(logits_per_image), from_logits=True
+        labels, logits_per_text, from_logits=True
     )
     return 0.5 * (ops.mean(image_loss) + ops.mean(text_loss))
 
@@ -136,8 +166,22 @@ class ContrastiveLoss(keras.layers.Layer):
         """The multiplier in use: `min(exp(logit_scale), max_logit_scale)`."""
         return ops.minimum(ops.exp(self.logit_scale), self.max_logit_scale)
 
-    def call(self, image_embeddings, text_embeddings):
-        return contrastive_loss(image_embeddings, text_embeddings, self.scale)
+    def call(
+        self,
+        image_embeddings,
+        text_embeddings,
+        all_image_embeddings=None,
+        all_text_embeddings=None,
+        offset=0,
+    ):
+        return contrastive_loss(
+            image_embeddings,
+            text_embeddings,
+            self.scale,
+            all_image_embeddings,
+            all_text_embeddings,
+            offset,
+        )
 
     def compute_output_shape(self, image_embeddings_shape, text_embeddings_shape):
         return ()

@@ -3,11 +3,13 @@
 from common.training.callbacks import RunDirectory, standard_callbacks
 from common.training.distribute import STRATEGIES, get_strategy
 from common.training.schedules import WarmupCosineDecay
+from common.training.seeding import seed_everything
 
 __all__ = [
     "STRATEGIES",
     "RunDirectory",
     "WarmupCosineDecay",
     "get_strategy",
+    "seed_everything",
     "standard_callbacks",
 ]

@@ -4,7 +4,6 @@ nothing of this project, the warmup file replayed through the signatures, and
 an export that crashes midway leaving no version behind."""
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,8 +16,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from common.serving.settings import ALLOWED_BATCH_SIZES, WARMUP_FILE
 from common.serving.warmup import read_warmup_requests
 from common.testing import TestCase
-from tests.retrieval.helpers import TINY_OVERRIDES
-from tests.video_understanding.test_train import TINY as VIDEO_TINY
+from tests.exported_models import exported
 
 CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 
@@ -33,48 +31,10 @@ class ServingContractTest(TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        from retrieval.__main__ import main as retrieval_main
-        from video_understanding.__main__ import main as video_main
-
-        cls.root = os.path.join(
-            os.environ.get("TMPDIR", "/tmp"), f"mmsuite-contract-{os.getpid()}"
-        )
-        shutil.rmtree(cls.root, ignore_errors=True)
-        models = os.path.join(cls.root, "saved_models")
-        cls.retrieval_run = os.path.join(cls.root, "runs", "retrieval")
-        args = ["train", "--preset", "demo", "--output", cls.retrieval_run]
-        args += ["--verbose", "0", "--set", "training.epochs=1"]
-        for override in TINY_OVERRIDES:
-            if not override.startswith("training.epochs"):
-                args += ["--set", override]
-        assert retrieval_main(args) == 0
-        cls.retrieval = os.path.join(models, "retrieval")
-        assert (
-            retrieval_main(
-                ["export", "--run", cls.retrieval_run, "--output", cls.retrieval]
-            )
-            == 0
-        )
-        cls.images = os.path.join(cls.retrieval_run, "data", "Images")
-        cls.index = os.path.join(models, "retrieval_index")
-        assert retrieval_main(
-            ["index", "--model", cls.retrieval, "--images", cls.images,
-             "--output", cls.index]
-        ) == 0  # fmt: skip
-        cls.video_run = os.path.join(cls.root, "runs", "video")
-        args = ["train", "--output", cls.video_run, "--verbose", "0"]
-        for override in VIDEO_TINY:
-            args += ["--set", override.replace("epochs=2", "epochs=1")]
-        assert video_main(args) == 0
-        cls.video = os.path.join(models, "video_understanding")
-        assert (
-            video_main(["export", "--run", cls.video_run, "--output", cls.video]) == 0
-        )
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.root, ignore_errors=True)
-        super().tearDownClass()
+        e = exported()
+        cls.retrieval_run, cls.retrieval = e.retrieval_run, e.retrieval
+        cls.images, cls.index = e.images, e.index
+        cls.video_run, cls.video = e.video_run, e.video
 
     def video_inputs(self, batch=2):
         from video_understanding.train import load_trained_model

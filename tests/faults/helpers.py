@@ -1,0 +1,44 @@
+"""Shared by the fault suite: tiny training commands of both applications."""
+
+import csv
+import os
+import subprocess
+import sys
+
+from tests.retrieval.helpers import TINY_OVERRIDES
+from tests.video_understanding.test_train import TINY as VIDEO_TINY
+
+
+def retrieval_command(run, epochs, extra=()):
+    command = [sys.executable, "-m", "retrieval", "train", "--preset", "demo"]
+    command += ["--output", run, "--verbose", "0"]
+    for override in TINY_OVERRIDES:
+        if override.startswith("training.epochs="):
+            override = f"training.epochs={epochs}"
+        command += ["--set", override]
+    return command + list(extra)
+
+
+def video_command(run, epochs, extra=()):
+    command = [sys.executable, "-m", "video_understanding", "train"]
+    command += ["--output", run, "--verbose", "0"]
+    for override in VIDEO_TINY:
+        if override.startswith("training.epochs="):
+            override = f"training.epochs={epochs}"
+        command += ["--set", override]
+    return command + list(extra)
+
+
+def run_command(command, fault=None, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env.pop("MMSUITE_FAULT", None)
+    if fault:
+        env["MMSUITE_FAULT"] = fault
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def history(run):
+    with open(os.path.join(run, "history.csv"), newline="") as f:
+        return list(csv.DictReader(f))

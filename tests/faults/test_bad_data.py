@@ -1,0 +1,203 @@
+"""Fault 3: bad images, captions, videos and manifests, written by the test,
+go through the user's path (load -> tf.data -> a training step): each is
+skipped and reported or decoded correctly, and the loss stays finite."""
+
+import io
+import json
+import os
+import struct
+import zlib
+
+import av
+import keras
+import numpy as np
+from PIL import Image
+
+from common.data.video import write_clip
+from common.testing import TestCase
+from tests.retrieval.helpers import TINY_OVERRIDES
+
+
+def png_claiming(width, height):
+    """A valid 1x1 PNG whose header claims `width` x `height` pixels."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = 8 + 8  # signature, then length + "IHDR"
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13]))
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+class RetrievalBadInputsTest(TestCase):
+    def test_bad_images_and_captions(self):
+        from retrieval.config import get_config
+        from retrieval.data import load_retrieval_data, training_dataset
+        from retrieval.model import build_model
+
+        root = self.get_temp_dir()
+        images = os.path.join(root, "Images")
+        os.makedirs(images)
+        rng = np.random.default_rng(0)
+
+        def save(name, image, fmt, **kwargs):
+            image.save(os.path.join(images, name), format=fmt, **kwargs)
+
+        for i in range(8):
+            pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+            save(f"good{i}.jpg", Image.fromarray(pixels), "JPEG")
+        base = Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8))
+        save("png_named.jpg", base, "PNG")  # wrong extension
+        save("gray.jpg", base.convert("L"), "JPEG")
+        save("cmyk.jpg", base.convert("CMYK"), "JPEG")
+        save("rgba.png", base.convert("RGBA"), "PNG")
+        deep = (rng.random((24, 32)) * 65535).astype(np.uint16)
+        save("sixteen_bit.png", Image.fromarray(deep), "PNG")
+        save("one_pixel.png", Image.new("RGB", (1, 1), (200, 10, 10)), "PNG")
+        with open(os.path.join(images, "good0.jpg"), "rb") as f:
+            jpeg = f.read()
+        with open(os.path.join(images, "truncated.jpg"), "wb") as f:
+            f.write(jpeg[: len(jpeg) // 3])
+        open(os.path.join(images, "zero_bytes.jpg"), "wb").close()
+        with open(os.path.join(images, "bomb.png"), "wb") as f:
+            f.write(png_claiming(60000, 60000))
+
+        kept = [f"good{i}.jpg" for i in range(8)] + [
+            "png_named.jpg", "gray.jpg", "cmyk.jpg", "rgba.png",
+            "sixteen_bit.png", "one_pixel.png",
+        ]  # fmt: skip
+        with open(os.path.join(root, "captions.txt"), "wb") as f:
+            f.write(b"image,caption\n")
+            for name in kept + ["truncated.jpg", "zero_bytes.jpg", "bomb.png"]:
+                f.write(f"{name},a picture called {name}\n".encode())
+            f.write(b"good0.jpg,\n")  # empty
+            f.write(b"good1.jpg,   \t  \n")  # whitespace only
+            f.write(("good2.jpg," + "long " * 2000 + "\n").encode())  # 10,000 chars
+            f.write("good3.jpg,a dog 🐕 runs — كلب يجري\n".encode())  # emoji, RTL
+            f.write(b"good4.jpg,caf\xe9 au lait\n")  # invalid UTF-8
+        data = load_retrieval_data(root, max_image_pixels=10_000_000, verbose=False)
+        names = sorted(os.path.basename(p) for p in data.images)
+        self.assertEqual(names, sorted(kept))
+        counts = data.report.counts
+        self.assertEqual(counts["unreadable or corrupt image"], 1)  # truncated
+        self.assertEqual(counts["empty image file"], 1)
+        self.assertEqual(counts["image over 10000000 pixels"], 1)  # the bomb
+        self.assertEqual(counts["empty caption"], 2)
+        self.assertEqual(counts["non-UTF-8 text"], 1)
+        summary = data.report.summary()
+        for name in ("truncated.jpg", "zero_bytes.jpg", "bomb.png"):
+            self.assertIn(name, summary)
+        captions = dict(zip(names, [None] * len(names), strict=True))
+        for path, texts in zip(data.images, data.captions, strict=True):
+            captions[os.path.basename(path)] = texts
+        self.assertIn("a dog 🐕 runs — كلب يجري", captions["good3.jpg"])
+        self.assertEqual(len(max(captions["good2.jpg"], key=len)), 9999)
+
+        config = get_config("demo", [o for o in TINY_OVERRIDES])
+        keras.utils.set_random_seed(0)
+        keras.config.set_dtype_policy("float32")
+        model = build_model(config)
+        model.adapt([c for cs in data.captions for c in cs])
+        model.compile(optimizer=keras.optimizers.AdamW(1e-4))
+        dataset = training_dataset(data.images, data.captions, 32, 7).map(
+            lambda i, t: {"images": i, "text": t}
+        )
+        for batch in dataset:
+            self.assertEqual(batch["images"].shape, (7, 32, 32, 3))
+        history = model.fit(dataset, epochs=1, verbose=0)
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+
+
+def tone(seconds, rate, channels=1):
+    t = np.arange(int(seconds * rate)) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    return np.stack([wave] * channels) if channels > 1 else wave
+
+
+def frames(count, height=64, width=80, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 255, (count, height, width, 3), dtype=np.uint8)
+
+
+class VideoBadInputsTest(TestCase):
+    def test_bad_clips_through_prepare(self):
+        from video_understanding.prepare import prepare, prepared_dataset
+
+        root = self.get_temp_dir()
+        data = os.path.join(root, "clips")
+        for label in ("a", "b"):
+            os.makedirs(os.path.join(data, label))
+            for i in range(3):
+                write_clip(os.path.join(data, label, f"good{i}.mp4"),
+                           frames(10, seed=i), 10, audio=tone(1.0, 16000))  # fmt: skip
+        a = os.path.join(data, "a")
+        with open(os.path.join(a, "good0.mp4"), "rb") as f:
+            whole = f.read()
+        with open(os.path.join(a, "truncated.mp4"), "wb") as f:
+            f.write(whole[: len(whole) // 3])
+        open(os.path.join(a, "zero_bytes.mp4"), "wb").close()
+        with av.open(os.path.join(a, "audio_only.mp4"), "w") as container:
+            stream = container.add_stream("aac", rate=16000)
+            frame = av.AudioFrame.from_ndarray(tone(0.5, 16000)[None], format="fltp",
+                                               layout="mono")  # fmt: skip
+            frame.sample_rate = 16000
+            for packet in list(stream.encode(frame)) + list(stream.encode(None)):
+                container.mux(packet)
+        with av.open(os.path.join(a, "zero_frames.mp4"), "w") as container:
+            stream = container.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        write_clip(os.path.join(a, "no_audio.mp4"), frames(10), 10)
+        write_clip(
+            os.path.join(a, "one_frame.mp4"), frames(1), 10, audio=tone(0.1, 16000)
+        )
+        stereo_48k = tone(0.2, 48000, 2)
+        write_clip(os.path.join(a, "uhd_4k.mp4"), frames(2, 2160, 3840), 10,
+                   audio=stereo_48k, sample_rate=48000, channels=2)  # fmt: skip
+        # A container claiming hours: two frames three hours apart.
+        with av.open(os.path.join(a, "hours_long.mp4"), "w") as container:
+            stream = container.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for index, pts in enumerate((0, 10 * 3 * 3600)):
+                frame = av.VideoFrame.from_ndarray(frames(1, 48, 64, index)[0])
+                frame.pts = pts
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+        # Corrupt audio: garbage over the middle of the media data.
+        corrupt = bytearray(whole)
+        middle = len(corrupt) // 2
+        corrupt[middle : middle + 600] = (
+            np.random.default_rng(3).integers(0, 255, 600, dtype=np.uint8).tobytes()
+        )
+        with open(os.path.join(a, "corrupt_packets.mp4"), "wb") as f:
+            f.write(bytes(corrupt))
+
+        out = os.path.join(root, "prepared")
+        metadata = prepare(data, out, num_frames=4, frame_size=32, workers=1,
+                           val_fraction=0.0, test_fraction=0.0, max_duration=600,
+                           verbose=False)  # fmt: skip
+        with open(os.path.join(out, "skipped.json")) as f:
+            skipped = {os.path.basename(p): reason for p, reason in json.load(f)}
+        loader_skips = metadata["skipped"] - len(skipped)
+        self.assertGreaterEqual(loader_skips, 0)
+        for name in ("audio_only.mp4", "zero_frames.mp4", "hours_long.mp4"):
+            self.assertIn(name, skipped)
+            self.assertIn(name, skipped[name])  # the reason names the file
+        self.assertIn("no video stream", skipped["audio_only.mp4"])
+        self.assertIn("over the 600 s limit", skipped["hours_long.mp4"])
+        examples = {}
+        for inputs, _ in prepared_dataset(out, "train"):
+            frames_, audio = inputs["frames"].numpy(), inputs["audio"].numpy()
+            self.assertEqual(frames_.shape, (4, 32, 32, 3))
+            self.assertTrue(np.isfinite(audio).all())
+            examples[os.path.basename(inputs["path"].numpy().decode())] = inputs
+        for name in ("no_audio.mp4", "one_frame.mp4", "uhd_4k.mp4", "good0.mp4"):
+            self.assertIn(name, examples)
+        self.assertFalse(bool(examples["no_audio.mp4"]["audio_present"]))
+        self.assertTrue(bool(examples["uhd_4k.mp4"]["audio_present"]))
+        # truncated and corrupt clips: decoded as far as possible, or skipped
+        for name in ("truncated.mp4", "corrupt_packets.mp4"):
+            self.assertTrue(name in examples or name in skipped, name)
+        self.assertNotIn("zero_bytes.mp4", examples)
