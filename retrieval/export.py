@@ -6,12 +6,7 @@ import tensorflow as tf
 
 from common.data import decode_and_resize
 from common.export import export_versioned
-from common.serving.checks import (
-    batch_checks,
-    checked,
-    image_bytes_checks,
-    same_batch_checks,
-)
+from common.serving.checks import ensure_batch, ensure_image_bytes, ensure_same_batch
 from common.serving.warmup import sample_jpeg, write_warmup_requests
 from retrieval.train import load_trained_model
 
@@ -57,24 +52,23 @@ def make_export_archive(model, image_size, max_pixels=MAX_REQUEST_PIXELS):
     archive.track(model)
 
     def checked_bytes(image_bytes):
-        return checked(image_bytes, image_bytes_checks(image_bytes, max_pixels))
+        return ensure_image_bytes(image_bytes, max_pixels)
 
     def checked_text(text):
-        return checked(text, batch_checks(text, "text", 1))
+        return ensure_batch(text, "text", 1)
 
     def embed_image(image_bytes):
         images = _decode_batch(checked_bytes(image_bytes), image_size)
         return {"embeddings": model.encode_images(images, training=False)["embeddings"]}
 
     def embed_image_pixels(images):
+        images = ensure_batch(images, "images", 4, (None, None, 3))
         shape = tf.shape(images)
-        checks = batch_checks(images, "images", 4, (None, None, 3))
-        checks.append(
-            tf.debugging.assert_positive(
-                shape[1] * shape[2], message="`images` must have pixels (H, W >= 1)"
-            )
+        has_pixels = tf.debugging.assert_positive(
+            shape[1] * shape[2], message="`images` must have pixels (H, W >= 1)"
         )
-        images = _resize_pixels(checked(images, checks), image_size)
+        with tf.control_dependencies([has_pixels]):
+            images = _resize_pixels(images, image_size)
         return {"embeddings": model.encode_images(images, training=False)["embeddings"]}
 
     def embed_text(text):
@@ -82,10 +76,10 @@ def make_export_archive(model, image_size, max_pixels=MAX_REQUEST_PIXELS):
         return {"embeddings": model.encode_texts(text, training=False)["embeddings"]}
 
     def score(image_bytes, text):
-        pair = {"image_bytes": image_bytes, "text": text}
-        text = checked(checked_text(text), same_batch_checks(pair))
-        images = _decode_batch(checked_bytes(image_bytes), image_size)
-        images = model.encode_images(images)
+        text, image_bytes = ensure_same_batch(
+            {"text": checked_text(text), "image_bytes": checked_bytes(image_bytes)}
+        )
+        images = model.encode_images(_decode_batch(image_bytes, image_size))
         texts = model.encode_texts(text)
         scores = model.match_scores(images["regions"], texts["tokens"], texts["mask"])
         return {"scores": scores}

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from common.data import SkipReport
 from common.export import export_versioned, resolve_version_dir
-from common.serving.checks import batch_checks, checked
+from common.serving.checks import ensure_batch, ensure_same_batch
 from common.serving.warmup import sample_jpeg, write_warmup_requests
 from retrieval.data import check_image
 
@@ -34,21 +34,18 @@ class SearchIndex(tf.Module):
 
     def _top_k(self, queries, k):
         size = tf.shape(self.embeddings)[0]
+        k = ensure_batch(k, "k", 1)
+        k, queries = ensure_same_batch({"k": k, "queries": queries})
         # The checks must run before top_k, which would otherwise fail first
-        # with its own message: inside a tf.function nothing orders them.
-        checks = batch_checks(k, "k", 1) + [
-            tf.debugging.assert_equal(
-                tf.shape(k)[0],
-                tf.shape(queries)[0],
-                message="`k` must hold one value per query",
-            ),
+        # with its own message.
+        checks = [
             tf.debugging.assert_positive(k, message="`k` must be at least 1"),
             tf.debugging.assert_less_equal(
                 k, size, message="`k` is larger than the number of gallery images"
             ),
         ]
         with tf.control_dependencies(checks):
-            k_max = tf.reduce_max(tf.concat([k, [1]], 0))
+            k_max = tf.reduce_max(k)
         scores = self._scores(queries)
         top = tf.math.top_k(scores, k=k_max)
         return {"ids": tf.gather(self.ids, top.indices), "scores": top.values}
@@ -73,7 +70,7 @@ class SearchIndex(tf.Module):
         ]
     )
     def search_by_text(self, text, k):
-        text = checked(text, batch_checks(text, "text", 1))
+        text = ensure_batch(text, "text", 1)
         queries = self.encoder.signatures["embed_text"](text=text)["embeddings"]
         return self._top_k(queries, k)
 
@@ -84,7 +81,7 @@ class SearchIndex(tf.Module):
         ]
     )
     def search_by_image(self, image_bytes, k):
-        image_bytes = checked(image_bytes, batch_checks(image_bytes, "image_bytes", 1))
+        image_bytes = ensure_batch(image_bytes, "image_bytes", 1)
         signature = self.encoder.signatures["embed_image"]
         queries = signature(image_bytes=image_bytes)["embeddings"]
         return self._top_k(queries, k)

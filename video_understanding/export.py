@@ -10,10 +10,10 @@ import tensorflow as tf
 from common.data.video import decode_clip
 from common.export import export_versioned, resolve_version_dir
 from common.serving.checks import (
-    batch_checks,
-    checked,
-    finite_checks,
-    same_batch_checks,
+    ensure_at_least,
+    ensure_batch,
+    ensure_finite,
+    ensure_same_batch,
 )
 from common.serving.warmup import write_warmup_requests
 from video_understanding.train import load_trained_model
@@ -34,17 +34,10 @@ def make_export_archive(model, class_names, top_k=5):
 
     def serve(frames, audio):
         shape = (model.num_frames, model.frame_size, model.frame_size, 3)
-        checks = batch_checks(frames, "frames", 5, shape)
-        checks += batch_checks(audio, "audio", 2) + finite_checks(audio, "audio")
-        checks += same_batch_checks({"frames": frames, "audio": audio})
-        checks.append(
-            tf.debugging.assert_greater_equal(
-                tf.shape(audio)[1],
-                MIN_AUDIO_SAMPLES,
-                message=f"`audio` must hold at least {MIN_AUDIO_SAMPLES} samples",
-            )
-        )
-        frames, audio = checked(frames, checks), checked(audio, checks)
+        frames = ensure_batch(frames, "frames", 5, shape)
+        audio = ensure_finite(ensure_batch(audio, "audio", 2), "audio")
+        audio = ensure_at_least(audio, "audio", 1, MIN_AUDIO_SAMPLES, "samples")
+        frames, audio = ensure_same_batch({"frames": frames, "audio": audio})
         probabilities = model({"frames": frames, "audio": audio}, training=False)
         top = tf.math.top_k(probabilities, k=k)
         return {

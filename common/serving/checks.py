@@ -2,8 +2,9 @@
 `InvalidArgumentError` whose message names the input, before any work.
 
 A loaded SavedModel checks only dtypes (and names an input by position); it
-does not check ranks or static dimensions. These run first in each signature
-(as control dependencies, so nothing else can fail before them).
+does not check ranks or static dimensions. Each `ensure_*` returns its input
+with the checks on the data path, so a signature that computes from the
+returned tensors cannot fail elsewhere first.
 """
 
 import tensorflow as tf
@@ -17,47 +18,40 @@ _SIGNATURES = (
 )
 
 
-def checked(tensor, checks):
-    """`tensor`, computed only after `checks` (a list of assert ops) pass."""
-    with tf.control_dependencies([c for c in checks if c is not None]):
+def _after(tensor, checks):
+    """`tensor`, computed only after the assert ops `checks` ran."""
+    with tf.control_dependencies(checks):
         return tf.identity(tensor)
 
 
-def batch_checks(tensor, name, rank, inner_shape=None):
-    """Asserts: rank `rank`, a batch of at least one, and `inner_shape` (the
-    dimensions after the batch; `None` entries are free)."""
-    checks = [
-        tf.debugging.assert_rank(
-            tensor, rank, message=f"`{name}` must have rank {rank} (batch first)"
-        ),
-    ]
-    shape = tf.shape(tensor)
-    checks.append(
-        tf.debugging.assert_positive(
-            shape[0], message=f"`{name}` is an empty batch: send at least one item"
-        )
+def ensure_batch(tensor, name, rank, inner_shape=None):
+    """`tensor`, checked: rank `rank` and `inner_shape` (the dimensions after
+    the batch; `None` entries are free), then a batch of at least one item.
+
+    Use the returned tensor: the checks are on its data path. (A check that
+    only a control dependency points at can be pruned by Grappler, and an
+    assert on `tf.rank` is folded away because the signature declares the
+    rank, which a loaded signature does not enforce.) The shape check is
+    `tf.ensure_shape`; its message names the input: "Shape of tensor NAME
+    [...] is not compatible with expected shape [...]".
+    """
+    inner = list(inner_shape) if inner_shape is not None else [None] * (rank - 1)
+    if len(inner) + 1 != rank:
+        raise ValueError(f"inner_shape {inner_shape} does not fit rank {rank}")
+    shaped = tf.ensure_shape(tensor, [None] + inner, name=f"{name}_shape")
+    nonempty = tf.debugging.assert_positive(
+        tf.shape(shaped)[0],
+        message=f"`{name}` is an empty batch: send at least one item",
     )
-    if inner_shape is not None:
-        for axis, size in enumerate(inner_shape, start=1):
-            if size is None:
-                continue
-            checks.append(
-                tf.debugging.assert_equal(
-                    shape[axis],
-                    size,
-                    message=f"`{name}` must have shape [batch, "
-                    + ", ".join("?" if s is None else str(s) for s in inner_shape)
-                    + f"]; dimension {axis} differs",
-                )
-            )
-    return checks
+    return _after(shaped, [nonempty])
 
 
-def same_batch_checks(tensors):
-    """Asserts that the named tensors (`{name: tensor}`) share the batch size."""
+def ensure_same_batch(tensors):
+    """The named tensors (`{name: tensor}`, already through `ensure_batch`),
+    checked to share their batch size; returned in the same order."""
     items = list(tensors.items())
     first_name, first = items[0]
-    return [
+    checks = [
         tf.debugging.assert_equal(
             tf.shape(t)[0],
             tf.shape(first)[0],
@@ -65,12 +59,20 @@ def same_batch_checks(tensors):
         )
         for name, t in items[1:]
     ]
+    return [_after(t, checks) for _, t in items]
 
 
-def finite_checks(tensor, name):
-    return [
-        tf.debugging.assert_all_finite(tensor, message=f"`{name}` holds NaN or Inf")
-    ]
+def ensure_finite(tensor, name):
+    return tf.debugging.check_numerics(tensor, message=f"`{name}` holds NaN or Inf")
+
+
+def ensure_at_least(tensor, name, axis, minimum, what):
+    check = tf.debugging.assert_greater_equal(
+        tf.shape(tensor)[axis],
+        minimum,
+        message=f"`{name}` must hold at least {minimum} {what}",
+    )
+    return _after(tensor, [check])
 
 
 def _pixels_from_header(image_bytes):
@@ -111,35 +113,32 @@ def _pixels_from_header(image_bytes):
     )
 
 
-def image_bytes_checks(image_bytes, max_pixels, name="image_bytes"):
-    """Per element: a JPEG/PNG/GIF/BMP whose header declares at most
-    `max_pixels` pixels (checked before decoding: no decompression bomb)."""
-    checks = batch_checks(image_bytes, name, 1)
+def ensure_image_bytes(image_bytes, max_pixels, name="image_bytes"):
+    """`image_bytes`, checked per element: a JPEG/PNG/GIF/BMP whose header
+    declares at most `max_pixels` pixels (before decoding: no decompression
+    bomb)."""
+    image_bytes = ensure_batch(image_bytes, name, 1)
     known = tf.zeros(tf.shape(image_bytes), tf.bool)
     for offset, magic in _SIGNATURES:
         known = known | (tf.strings.substr(image_bytes, offset, len(magic)) == magic)
-    checks.append(
-        tf.debugging.Assert(
-            tf.reduce_all(known),
-            [
-                f"`{name}`: an element is not a JPEG, PNG, GIF or BMP image "
-                "(empty or other bytes); at index",
-                tf.where(~known)[:1],
-            ],
-            name=f"{name}_format",
-        )
+    format_check = tf.debugging.Assert(
+        tf.reduce_all(known),
+        [
+            f"`{name}`: an element is not a JPEG, PNG, GIF or BMP image "
+            "(empty or other bytes); at index",
+            tf.where(~known)[:1],
+        ],
+        name=f"{name}_format",
     )
-    with tf.control_dependencies(checks):
-        pixels = tf.map_fn(
-            _pixels_from_header,
-            image_bytes,
-            fn_output_signature=tf.TensorSpec((), tf.int64),
-        )
-    checks.append(
-        tf.debugging.assert_less_equal(
-            pixels,
-            tf.constant(max_pixels, tf.int64),
-            message=f"`{name}`: an image is larger than the {max_pixels}-pixel limit",
-        )
+    image_bytes = _after(image_bytes, [format_check])
+    pixels = tf.map_fn(
+        _pixels_from_header,
+        image_bytes,
+        fn_output_signature=tf.TensorSpec((), tf.int64),
     )
-    return checks
+    size_check = tf.debugging.assert_less_equal(
+        pixels,
+        tf.constant(max_pixels, tf.int64),
+        message=f"`{name}`: an image is larger than the {max_pixels}-pixel limit",
+    )
+    return _after(image_bytes, [size_check])

@@ -72,7 +72,8 @@ class BadRequestsTest(TestCase):
             )
             self.refused(
                 r[name],
-                "`image_bytes` must have rank 1",
+                r"Shape of tensor image_bytes \[1,1\] is not compatible"
+                r" with expected shape \[\?\]",
                 image_bytes=tf.constant([[jpeg()]]),
             )
             self.refused(
@@ -89,15 +90,20 @@ class BadRequestsTest(TestCase):
         self.refused(
             r["embed_text"], "`text` is an empty batch", text=tf.constant([], tf.string)
         )
-        self.refused(r["embed_text"], "`text` must have rank 1", text=tf.constant("a"))
+        self.refused(
+            r["embed_text"],
+            r"Shape of tensor text \[\] is not compatible",
+            text=tf.constant("a"),
+        )
         self.refused(
             r["embed_image_pixels"],
-            "`images` must have rank 4",
+            r"Shape of tensor images \[8,8,3\] is not compatible"
+            r" with expected shape \[\?,\?,\?,3\]",
             images=tf.zeros((8, 8, 3), tf.uint8),
         )
         self.refused(
             r["embed_image_pixels"],
-            r"`images` must have shape \[batch, \?, \?, 3\]",
+            r"Shape of tensor images \[1,8,8,4\] is not compatible",
             images=tf.zeros((1, 8, 8, 4), tf.uint8),
         )
         self.refused(
@@ -112,7 +118,7 @@ class BadRequestsTest(TestCase):
         )
         self.refused(
             r["score"],
-            "`text` and `image_bytes` must have the same batch size",
+            "`image_bytes` and `text` must have the same batch size",
             image_bytes=tf.constant([jpeg(), jpeg()]),
             text=tf.constant(["a"]),
         )
@@ -134,13 +140,13 @@ class BadRequestsTest(TestCase):
         )
         self.refused(
             s["search_by_text"],
-            "`k` must hold one value per query",
+            "`queries` and `k` must have the same batch size",
             text=tf.constant(["a", "b"]),
             k=tf.constant([1]),
         )
         self.refused(
             s["search_by_text"],
-            "`k` must have rank 1",
+            r"Shape of tensor k \[\] is not compatible with expected shape \[\?\]",
             text=tf.constant(["a"]),
             k=tf.constant(1),
         )
@@ -164,13 +170,14 @@ class BadRequestsTest(TestCase):
         audio = tf.zeros((1, 800), tf.float32)
         self.refused(
             serve,
-            rf"`frames` must have shape \[batch, {t}, {h}, {w}, 3\]",
+            rf"Shape of tensor frames \[1,{t},{h + 1},{w},3\] is not compatible"
+            rf" with expected shape \[\?,{t},{h},{w},3\]",
             frames=tf.zeros((1, t, h + 1, w, c), tf.uint8),
             audio=audio,
         )
         self.refused(
             serve,
-            "`frames` must have rank 5",
+            r"Shape of tensor frames \[.*\] is not compatible",
             frames=tf.zeros((t, h, w, c), tf.uint8),
             audio=audio,
         )
