@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 DESCRIPTION = """Image-text retrieval: VGG16 image regions + LSTM text, joined by
@@ -114,6 +115,9 @@ def run(args):
             overrides.append(f"training.precision={args.precision}")
         if args.deterministic:
             overrides.append("training.deterministic=true")
+            # oneDNN's kernels may sum in a different order from run to run;
+            # this must be set before TensorFlow is imported.
+            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         config = get_config(args.preset, overrides)
         train(
             config,

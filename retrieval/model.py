@@ -249,6 +249,19 @@ class ImageTextRetrievalModel(keras.Model):
             ops.relu(self.margin - positive + negative_text)
         )
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy Keras first averages one input batch
+        # across replicas to build the model, which fails on the captions
+        # (strings). `build_model` builds every layer already, so only the
+        # optimizer is left to build, in the strategy's scope.
+        if self._distribute_strategy is not None and self.built:
+            with self.distribute_strategy.scope():
+                if self.optimizer is not None and not self.optimizer.built:
+                    self.optimizer.build(self.trainable_variables)
+            self._post_build()
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):

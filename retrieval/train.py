@@ -159,13 +159,15 @@ def train(
             f"(training.batch_size={t.batch_size})."
         )
     distribution = get_strategy(strategy)
+    has_vocabulary = os.path.isfile(run.file(VOCABULARY_FILE))
     with distribution.scope():
-        if os.path.isfile(run.file(VOCABULARY_FILE)):
-            model = build_model(config, vocabulary=load_vocabulary(run))
-        else:
-            model = build_model(config)
-            model.adapt([c for captions in train_captions for c in captions])
-            save_vocabulary(run, model.get_vocabulary())
+        vocabulary = load_vocabulary(run) if has_vocabulary else None
+        model = build_model(config, vocabulary=vocabulary)
+    if not has_vocabulary:
+        # Outside the strategy's scope: adapting under MirroredStrategy with
+        # several devices would try to all-reduce the strings.
+        model.adapt([c for captions in train_captions for c in captions])
+        save_vocabulary(run, model.get_vocabulary())
 
     dataset = training_dataset(
         train_images,

@@ -4,6 +4,7 @@ Commands: `prepare`, `train`, `evaluate`, `ablate`, `export`, `predict`.
 """
 
 import argparse
+import os
 import sys
 
 DESCRIPTION = """Video understanding from frames and sound: decode labelled clips
@@ -128,6 +129,9 @@ def run(args):
             overrides.append(f"training.precision={args.precision}")
         if args.deterministic:
             overrides.append("training.deterministic=true")
+            # oneDNN's kernels may sum in a different order from run to run;
+            # this must be set before TensorFlow is imported.
+            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         config = get_config(args.preset, overrides)
         train(
             config,
