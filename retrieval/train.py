@@ -5,13 +5,17 @@ import os
 import time
 
 import keras
+import tensorflow as tf
 
+from common.encoders import LSTMTextEncoder
 from common.training import (
     RunDirectory,
     WarmupCosineDecay,
     get_strategy,
+    is_chief,
     seed_everything,
     standard_callbacks,
+    wait_for_file,
 )
 from common.training.config import load_config, save_config
 from common.training.faults import maybe_kill
@@ -78,6 +82,16 @@ def resolve_data(config, run, data_path):
     return os.path.abspath(path)
 
 
+def adapt_vocabulary(config, captions):
+    """The vocabulary the model's text encoder learns from `captions`."""
+    encoder = LSTMTextEncoder(
+        vocabulary_size=config.model.vocabulary_size,
+        sequence_length=config.model.sequence_length,
+    )
+    encoder.adapt(captions, batch_size=256)
+    return encoder.get_vocabulary()
+
+
 def load_vocabulary(run):
     path = run.file(VOCABULARY_FILE)
     with open(path, encoding="utf-8") as f:
@@ -133,6 +147,10 @@ def train(
     the batch is split over the local devices; each replica's contrastive loss
     uses its own share of the batch as negatives.
     """
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs
+    # anything.
+    distribution = get_strategy(strategy)
+    chief = is_chief(distribution)
     run = RunDirectory(output).create()
     if os.path.isfile(run.complete):
         print(f"{run.path} already finished training; nothing to do.")
@@ -140,8 +158,12 @@ def train(
             return json.load(f)
     seed_everything(config.training.seed, config.training.deterministic)
     set_precision(config.training.precision)
-    config.data.path = resolve_data(config, run, data_path)
-    save_config(config, run.config)
+    if chief:
+        config.data.path = resolve_data(config, run, data_path)
+        save_config(config, run.config)
+    else:  # the chief resolves (or generates) the data and says where
+        wait_for_file(run.config)
+        config.data.path = load_config(RetrievalConfig, run.config).data.path
 
     data = load_retrieval_data(
         config.data.path,
@@ -158,16 +180,16 @@ def train(
             f"{len(train_images)} training images is fewer than one batch "
             f"(training.batch_size={t.batch_size})."
         )
-    distribution = get_strategy(strategy)
-    has_vocabulary = os.path.isfile(run.file(VOCABULARY_FILE))
+    # The vocabulary comes first, outside the strategy: adapting under
+    # MirroredStrategy would all-reduce strings, and the other workers of a
+    # cluster must have it before the model's variables are created (which
+    # synchronises the workers).
+    if chief and not os.path.isfile(run.file(VOCABULARY_FILE)):
+        captions = [c for texts in train_captions for c in texts]
+        save_vocabulary(run, adapt_vocabulary(config, captions))
+    wait_for_file(run.file(VOCABULARY_FILE))
     with distribution.scope():
-        vocabulary = load_vocabulary(run) if has_vocabulary else None
-        model = build_model(config, vocabulary=vocabulary)
-    if not has_vocabulary:
-        # Outside the strategy's scope: adapting under MirroredStrategy with
-        # several devices would try to all-reduce the strings.
-        model.adapt([c for captions in train_captions for c in captions])
-        save_vocabulary(run, model.get_vocabulary())
+        model = build_model(config, vocabulary=load_vocabulary(run))
 
     dataset = training_dataset(
         train_images,
@@ -183,6 +205,13 @@ def train(
         steps = min(steps, t.steps_per_epoch)
         dataset = dataset.repeat()
     dataset = dataset.map(lambda images, text: {"images": images, "text": text})
+    # Each worker of a cluster takes its share of every batch's elements (the
+    # images are files listed in one tensor, so there are no files to split).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
+    dataset = dataset.with_options(options)
 
     callbacks = (
         [
@@ -198,7 +227,7 @@ def train(
     )
     monitor = "val_rsum" if val_images else "loss"
     mode = "max" if val_images else "min"
-    callbacks += standard_callbacks(run, monitor=monitor, mode=mode)
+    callbacks += standard_callbacks(run, monitor=monitor, mode=mode, chief=chief)
     callbacks += list(extra_callbacks)
 
     history = {}
@@ -229,13 +258,15 @@ def train(
         )
         for key, values in fit.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
-        with open(marker, "w", encoding="utf-8") as f:
-            f.write("done\n")
+        if chief:
+            with open(marker, "w", encoding="utf-8") as f:
+                f.write("done\n")
     summary = {
         "epochs": t.epochs,
         "train_seconds_this_session": time.perf_counter() - start_time,
         "history": history,
     }
-    with open(run.complete, "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+    if chief:
+        with open(run.complete, "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
     return summary

@@ -61,9 +61,10 @@ def build_parser():
     )
     p.add_argument(
         "--strategy",
-        choices=("default", "mirrored"),
+        choices=("default", "mirrored", "multi_worker"),
         default="default",
-        help="tf.distribute strategy (mirrored: all local GPUs)",
+        help="tf.distribute strategy: mirrored (all local GPUs) or multi_worker "
+        "(MultiWorkerMirroredStrategy, cluster from TF_CONFIG)",
     )
     p.add_argument(
         "--deterministic",

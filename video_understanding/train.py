@@ -16,8 +16,11 @@ from common.training import (
     RunDirectory,
     WarmupCosineDecay,
     get_strategy,
+    is_chief,
+    num_workers,
     seed_everything,
     standard_callbacks,
+    wait_for_file,
 )
 from common.training.config import load_config, save_config
 from video_understanding.config import VideoConfig
@@ -131,6 +134,10 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
     global batch, so the loss and the learning rate mean what they mean on
     one device.
     """
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs
+    # anything.
+    distribution = get_strategy(strategy)
+    chief = is_chief(distribution)
     run = RunDirectory(output).create()
     if os.path.isfile(run.complete):
         print(f"{run.path} already finished training; nothing to do.")
@@ -138,13 +145,18 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
             return json.load(f)
     seed_everything(config.training.seed, config.training.deterministic)
     keras.config.set_dtype_policy(config.training.precision)
-    prepared = prepared_folder(config, run, data_path, verbose=bool(verbose))
-    config.data.path = prepared
-    save_config(config, run.config)
+    if chief:
+        prepared = prepared_folder(config, run, data_path, verbose=bool(verbose))
+        config.data.path = prepared
+        save_config(config, run.config)
+    else:  # the chief prepares the shards and says where
+        wait_for_file(run.config)
+        prepared = load_config(VideoConfig, run.config).data.path
     metadata = read_metadata(prepared)
     classes, multi_label = metadata["class_names"], metadata["multi_label"]
-    with open(run.file("classes.txt"), "w", encoding="utf-8") as f:
-        f.writelines(f"{name}\n" for name in classes)
+    if chief:
+        with open(run.file("classes.txt"), "w", encoding="utf-8") as f:
+            f.writelines(f"{name}\n" for name in classes)
     t = config.training
     train_data = make_dataset(
         prepared, "train", t.batch_size, len(classes), multi_label, shuffle=True
@@ -166,7 +178,18 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
     if val_data is not None:
         val_steps = sum(1 for _ in val_data)
         val_data = val_data.apply(tf.data.experimental.assert_cardinality(val_steps))
-    with get_strategy(strategy).scope():
+    # Workers split the shards between them when there are enough, else
+    # each batch's elements.
+    shards = len(metadata["shards"]["train"])
+    workers = num_workers(distribution)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.FILE
+        if shards >= max(2, workers)
+        else tf.data.experimental.AutoShardPolicy.DATA
+    )
+    train_data = train_data.with_options(options)
+    with distribution.scope():
         model = build_model(config, len(classes), multi_label)
         compile_model(model, config, steps, multi_label)
     metric = "binary_accuracy" if multi_label else "accuracy"
@@ -176,7 +199,7 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
         validation_data=val_data,
         epochs=t.epochs,
         callbacks=standard_callbacks(
-            run, monitor=monitor, mode="max" if has_val else "min"
+            run, monitor=monitor, mode="max" if has_val else "min", chief=chief
         ),
         verbose=verbose,
         shuffle=False,
@@ -185,8 +208,9 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
         "epochs": t.epochs,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
     }
-    with open(run.complete, "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+    if chief:
+        with open(run.complete, "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
     return summary
 
 

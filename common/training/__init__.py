@@ -1,7 +1,13 @@
 """Training services shared by the applications."""
 
 from common.training.callbacks import RunDirectory, standard_callbacks
-from common.training.distribute import STRATEGIES, get_strategy
+from common.training.distribute import (
+    STRATEGIES,
+    get_strategy,
+    is_chief,
+    num_workers,
+    wait_for_file,
+)
 from common.training.schedules import WarmupCosineDecay
 from common.training.seeding import seed_everything
 
@@ -10,6 +16,9 @@ __all__ = [
     "RunDirectory",
     "WarmupCosineDecay",
     "get_strategy",
+    "is_chief",
+    "num_workers",
+    "wait_for_file",
     "seed_everything",
     "standard_callbacks",
 ]

@@ -105,10 +105,13 @@ class RunCheckpointing(keras.callbacks.Callback):
         run: a `RunDirectory`.
         monitor: the log key that picks the best checkpoint.
         mode: `"max"` or `"min"`.
+        write: False on the workers of a multi-worker cluster that are not
+            the chief: they restore from the chief's backup but write nothing.
     """
 
-    def __init__(self, run, monitor, mode="max"):
+    def __init__(self, run, monitor, mode="max", write=True):
         super().__init__()
+        self.write = write
         if mode not in ("max", "min"):
             raise ValueError(f"`mode` must be 'max' or 'min'; received {mode!r}.")
         self.run = run
@@ -134,8 +137,8 @@ class RunCheckpointing(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         os.makedirs(self.run.backup, exist_ok=True)
         os.makedirs(self.run.checkpoints, exist_ok=True)
-        for name in os.listdir(self.run.backup):  # leftovers of a crash
-            if name.startswith(".tmp"):
+        for name in os.listdir(self.run.backup) if self.write else ():
+            if name.startswith(".tmp"):  # leftovers of a crash
                 shutil.rmtree(os.path.join(self.run.backup, name), ignore_errors=True)
         if os.path.isfile(self.best_file):
             with open(self.best_file, encoding="utf-8") as f:
@@ -157,7 +160,7 @@ class RunCheckpointing(keras.callbacks.Callback):
         self.rows = state["rows"]
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.synced:
+        if self.synced or not self.write:
             return
         # The first epoch of this fit: history.csv keeps the epochs before it
         # (earlier phases, earlier fits), then this fit's backed-up rows.
@@ -191,6 +194,8 @@ class RunCheckpointing(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from common.training.faults import maybe_kill
 
+        if not self.write:
+            return
         logs = dict(logs or {})
         row = {"epoch": int(epoch)}
         for key, value in logs.items():
@@ -243,6 +248,8 @@ class RunCheckpointing(keras.callbacks.Callback):
         )
 
     def on_train_end(self, logs=None):
+        if not self.write:
+            return
         for name in os.listdir(self.run.backup):
             path = os.path.join(self.run.backup, name)
             if os.path.isdir(path):
@@ -251,19 +258,20 @@ class RunCheckpointing(keras.callbacks.Callback):
             os.remove(self.latest)
 
 
-def standard_callbacks(run, monitor, mode="max", tensorboard=True):
+def standard_callbacks(run, monitor, mode="max", tensorboard=True, chief=True):
     """NaN guard, crash-safe checkpoints (best by `monitor`, and last),
     resume and `history.csv` (`RunCheckpointing`), TensorBoard logs.
 
-    Put callbacks that add `monitor` to the logs before these.
+    Put callbacks that add `monitor` to the logs before these. `chief=False`
+    (a multi-worker cluster's other workers) writes no files.
     """
     from common.training.faults import fault_callback
 
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        RunCheckpointing(run, monitor=monitor, mode=mode),
+        RunCheckpointing(run, monitor=monitor, mode=mode, write=chief),
     ]
-    if tensorboard:
+    if tensorboard and chief:
         callbacks.append(keras.callbacks.TensorBoard(run.logs, write_graph=False))
     fault = fault_callback()
     if fault is not None:

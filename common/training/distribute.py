@@ -13,7 +13,77 @@ def get_strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
+        _patch_keras_scalar_mean_across_workers()
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(
         f"`strategy` must be one of {', '.join(STRATEGIES)}; received {name!r}."
     )
+
+
+def is_chief(strategy=None):
+    """Whether this process writes the run's files: always, except under
+    `multi_worker` on a worker that is not the chief (the `chief` task, or
+    worker 0 when the cluster has no chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    if resolver.task_type == "chief":
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    return (
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and ("chief" not in cluster)
+    )
+
+
+def wait_for_file(path, timeout=1800.0, what="the chief"):
+    """Blocks until `path` exists (a worker waiting for the chief's files)."""
+    import os
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Waited {timeout:.0f} s for {what} to write {path}.")
+        time.sleep(0.5)
+
+
+def num_workers(strategy=None):
+    """Worker processes in the cluster (1 without `multi_worker`)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) or 1
+
+
+def _patch_keras_scalar_mean_across_workers():
+    """Keras 3.15 averages each replica's logs across a multi-worker cluster
+    with `strategy.reduce("MEAN", v, axis=0)`, which fails on the scalar
+    losses and metrics every model logs ("Invalid reduction dimension 0 for
+    input with 0 dimensions"). Scalars are averaged with `axis=None` instead;
+    everything else goes to Keras as before. Installed only for
+    `multi_worker`."""
+    from keras.src.backend.tensorflow import trainer
+
+    original = trainer.reduce_per_replica
+    if getattr(original, "_scalar_mean_fixed", False):
+        return
+    import tensorflow as tf
+
+    def reduce_per_replica(values, strategy, reduction):
+        multi_worker = trainer._collective_all_reduce_multi_worker(strategy)
+        if not multi_worker or reduction not in ("auto", "mean"):
+            return original(values, strategy, reduction)
+
+        def reduce_one(value):
+            local = strategy.experimental_local_results(value)[0]
+            if isinstance(local, tf.Tensor) and local.shape.rank == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return original(value, strategy, reduction)
+
+        return tf.nest.map_structure(reduce_one, values)
+
+    reduce_per_replica._scalar_mean_fixed = True
+    trainer.reduce_per_replica = reduce_per_replica
