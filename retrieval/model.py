@@ -7,10 +7,11 @@ from keras import ops
 from common.encoders import LSTMTextEncoder, VGG16ImageEncoder
 from common.layers import CrossModalAttention
 from common.losses import ContrastiveLoss, hard_negative_triplet_loss
+from common.training.prebuilt import PrebuiltModel
 
 
 @keras.saving.register_keras_serializable(package="retrieval")
-class ImageTextRetrievalModel(keras.Model):
+class ImageTextRetrievalModel(PrebuiltModel):
     """Dual encoder with a cross-modal matching head.
 
     Images go through `VGG16ImageEncoder` (region features, projected to
@@ -248,19 +249,6 @@ class ImageTextRetrievalModel(keras.Model):
         return ops.mean(ops.relu(self.margin - positive + negative_image)) + ops.mean(
             ops.relu(self.margin - positive + negative_text)
         )
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a tf.distribute strategy Keras first averages one input batch
-        # across replicas to build the model, which fails on the captions
-        # (strings). `build_model` builds every layer already, so only the
-        # optimizer is left to build, in the strategy's scope.
-        if self._distribute_strategy is not None and self.built:
-            with self.distribute_strategy.scope():
-                if self.optimizer is not None and not self.optimizer.built:
-                    self.optimizer.build(self.trainable_variables)
-            self._post_build()
-            return
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True

@@ -11,13 +11,14 @@ from common.layers import (
     ModalityGraphFusion,
     SelfAttentionBlock,
 )
+from common.training.prebuilt import PrebuiltModel
 
 FUSIONS = ("cross_attention", "early", "late", "self_attention", "graph")
 MODALITIES = (("video", "audio"), ("video",), ("audio",))
 
 
 @keras.saving.register_keras_serializable(package="video_understanding")
-class VideoUnderstandingModel(keras.Model):
+class VideoUnderstandingModel(PrebuiltModel):
     """Clip classifier from sampled frames and the audio waveform.
 
     Frames go through VGG16 one at a time (the frames axis folded into the
