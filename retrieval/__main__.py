@@ -80,9 +80,27 @@ def build_parser():
     )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--keep", type=int, help="keep only the newest N versions")
+    p.add_argument(
+        "--shard",
+        metavar="i/N",
+        help="index only every N-th image from the i-th (N processes in parallel)",
+    )
+
+    p = commands.add_parser(
+        "merge-index", help="merge indexes (e.g. --shard i/N ones) into one"
+    )
+    p.add_argument("--model", required=True, help="the retrieval SavedModel")
+    p.add_argument("--inputs", nargs="+", required=True, help="index folders")
+    p.add_argument("--output", required=True)
+    p.add_argument("--keep", type=int, help="keep only the newest N versions")
 
     p = commands.add_parser("search", help="search an index by text or by image")
-    p.add_argument("--index", default="saved_models/retrieval_index")
+    p.add_argument(
+        "--index",
+        action="append",
+        help="index folder; repeat for the shards of one gallery "
+        "(default saved_models/retrieval_index)",
+    )
     p.add_argument("query", nargs="?", help="text query")
     p.add_argument("--image", help="query image instead of text")
     p.add_argument("-k", type=int, default=5, help="results (default 5)")
@@ -141,7 +159,7 @@ def run(args):
 
         export(args.run, args.output, version=args.version, keep=args.keep)
     elif args.command == "index":
-        from retrieval.index import build_index
+        from retrieval.index import build_index, parse_shard
 
         build_index(
             args.model,
@@ -150,11 +168,17 @@ def run(args):
             batch_size=args.batch_size,
             keep=args.keep,
             pattern=args.pattern,
+            shard=parse_shard(args.shard) if args.shard else None,
         )
+    elif args.command == "merge-index":
+        from retrieval.index import merge_indexes
+
+        merge_indexes(args.model, args.inputs, args.output, keep=args.keep)
     elif args.command == "search":
         from retrieval.search import search, write_html
 
-        results, root = search(args.index, args.query, args.image, args.k)
+        indexes = args.index or ["saved_models/retrieval_index"]
+        results, root = search(indexes, args.query, args.image, args.k)
         label = args.query if args.query is not None else f"image {args.image}"
         if args.json:
             print(json.dumps([{"id": i, "score": s} for i, s in results], indent=2))

@@ -87,7 +87,8 @@ class SearchIndex(tf.Module):
         return self._top_k(queries, k)
 
     # Not a serving signature (TF Serving's batching refuses a signature
-    # without batched inputs): call it as `tf.saved_model.load(path).gallery_info()`.
+    # without batched inputs): `index = tf.saved_model.load(path)`, then
+    # `index.gallery_info()` (keep `index` alive: it holds the variables).
     @tf.function(input_signature=[])
     def gallery_info(self):
         return {
@@ -136,6 +137,43 @@ def embed_gallery(encoder, files, batch_size, report, verbose=True):
     return kept, embeddings
 
 
+def parse_shard(value):
+    """`"i/N"` -> `(i, N)`, 0 <= i < N."""
+    try:
+        index, count = (int(part) for part in str(value).split("/"))
+    except ValueError:
+        raise ValueError(
+            f"--shard must look like i/N (e.g. 0/4); got {value!r}."
+        ) from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {value!r}: need 0 <= i < N.")
+    return index, count
+
+
+def export_index(encoder, embeddings, ids, root, output, version=None, keep=None):
+    """Writes a `SearchIndex` over `embeddings` / `ids` as the next version of
+    `output` (atomically, with warmup requests); returns its folder."""
+    index = SearchIndex(encoder, embeddings, ids, root)
+    signatures = {
+        "search_by_text": index.search_by_text,
+        "search_by_image": index.search_by_image,
+        "serving_default": index.search_by_text,
+    }
+    jpeg = sample_jpeg()
+    k = min(10, len(ids))
+    warmup = {
+        "search_by_text": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
+        "search_by_image": lambda b: {"image_bytes": [jpeg] * b, "k": [k] * b},
+        "serving_default": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
+    }
+
+    def write(tmp):
+        tf.saved_model.save(index, tmp, signatures=signatures)
+        write_warmup_requests(tmp, "retrieval_index", warmup)
+
+    return export_versioned(write, output, version=version, keep=keep)
+
+
 def build_index(
     model,
     images,
@@ -144,17 +182,24 @@ def build_index(
     version=None,
     keep=None,
     pattern="*",
+    shard=None,
     verbose=True,
 ):
     """Embeds every image under `images` (whose name matches the glob
     `pattern`) and exports a search SavedModel.
 
-    Returns the new version folder. Ids are the image paths relative to
-    `images`.
+    With `shard=(i, N)` only every N-th image from the i-th on (in sorted
+    order) is indexed, so N processes can index one gallery in parallel;
+    search the shards together (`retrieval.search.search` takes several
+    indexes) or merge them into one (`merge_indexes`). Returns the new
+    version folder. Ids are the image paths relative to `images`.
     """
     model_dir = resolve_version_dir(model)
     encoder = tf.saved_model.load(model_dir)
     files = list_gallery(images, pattern)
+    if shard is not None:
+        index, count = shard
+        files = files[index::count]
     if not files:
         raise ValueError(f"No image file matching {pattern!r} under {images!r}.")
     report = SkipReport(images)
@@ -166,25 +211,40 @@ def build_index(
         print("Skipped: " + report.summary())
     root = os.path.abspath(images)
     ids = np.array([os.path.relpath(p, root) for p in kept])
-    index = SearchIndex(encoder, np.concatenate(embeddings), ids, root)
-    signatures = {
-        "search_by_text": index.search_by_text,
-        "search_by_image": index.search_by_image,
-        "serving_default": index.search_by_text,
-    }
-    jpeg = sample_jpeg()
-    k = min(10, len(kept))
-    warmup = {
-        "search_by_text": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
-        "search_by_image": lambda b: {"image_bytes": [jpeg] * b, "k": [k] * b},
-        "serving_default": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
-    }
-
-    def write(tmp):
-        tf.saved_model.save(index, tmp, signatures=signatures)
-        write_warmup_requests(tmp, "retrieval_index", warmup)
-
-    path = export_versioned(write, output, version=version, keep=keep)
+    path = export_index(
+        encoder, np.concatenate(embeddings), ids, root, output, version, keep
+    )
     if verbose:
-        print(f"Indexed {len(kept)} images from {images} with {model_dir} into {path}")
+        part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+        print(
+            f"Indexed {len(kept)} images{part} from {images} with {model_dir} "
+            f"into {path}"
+        )
+    return path
+
+
+def merge_indexes(model, inputs, output, version=None, keep=None, verbose=True):
+    """One search SavedModel from several (e.g. the shards of `--shard i/N`)
+    made with the same retrieval model and gallery folder."""
+    if not inputs:
+        raise ValueError("Give the indexes to merge.")
+    embeddings, ids, roots = [], [], set()
+    for path in inputs:
+        loaded = tf.saved_model.load(resolve_version_dir(path))
+        embeddings.append(loaded.embeddings.numpy())
+        ids.append(loaded.ids.numpy())
+        roots.add(loaded.gallery_root.numpy().decode("utf-8"))
+    if len(roots) != 1:
+        raise ValueError(
+            f"The indexes cover different gallery folders: {sorted(roots)}"
+        )
+    ids = np.concatenate(ids)
+    if len(set(ids.tolist())) != len(ids):
+        raise ValueError("The indexes share images: were they made with --shard i/N?")
+    encoder = tf.saved_model.load(resolve_version_dir(model))
+    path = export_index(
+        encoder, np.concatenate(embeddings), ids, roots.pop(), output, version, keep
+    )
+    if verbose:
+        print(f"Merged {len(inputs)} indexes ({len(ids)} images) into {path}")
     return path

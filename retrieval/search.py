@@ -13,31 +13,46 @@ def load_index(index):
 
 
 def search(index, query=None, image=None, k=5):
-    """Top-k `(id, score)` pairs and the gallery root, for a text or image query."""
+    """Top-k `(id, score)` pairs and the gallery root, for a text or image
+    query. `index` is one index folder or a list of them (the shards of a
+    gallery indexed with `--shard i/N`): each answers its own top-k and the
+    answers are merged by score, which gives the same top-k as one index."""
     if (query is None) == (image is None):
         raise ValueError("Give exactly one of a text query or --image PATH.")
-    loaded = load_index(index)
-    info = loaded.gallery_info()
-    size = int(info["size"])
-    root = info["gallery_root"].numpy().decode("utf-8")
-    if not 1 <= k <= size:
-        raise ValueError(
-            f"-k must be between 1 and the gallery size {size}; received {k}."
-        )
+    indexes = [index] if isinstance(index, str | os.PathLike) else list(index)
     if image is not None:
         if not os.path.isfile(image):
             raise FileNotFoundError(f"Query image not found: {image!r}.")
         with open(image, "rb") as f:
-            out = loaded.signatures["search_by_image"](
-                image_bytes=tf.constant([f.read()]), k=tf.constant([k])
-            )
-    else:
-        out = loaded.signatures["search_by_text"](
-            text=tf.constant([query]), k=tf.constant([k])
+            image_bytes = f.read()
+    results, roots, total = [], set(), 0
+    loaded_all = [load_index(path) for path in indexes]
+    for loaded in loaded_all:
+        total += int(loaded.gallery_info()["size"])
+    if not 1 <= k <= total:
+        raise ValueError(
+            f"-k must be between 1 and the gallery size {total}; received {k}."
         )
-    ids = [i.decode("utf-8") for i in out["ids"].numpy()[0]]
-    scores = [float(s) for s in out["scores"].numpy()[0]]
-    return list(zip(ids, scores, strict=True)), root
+    for loaded in loaded_all:
+        info = loaded.gallery_info()
+        size = int(info["size"])
+        roots.add(info["gallery_root"].numpy().decode("utf-8"))
+        want = tf.constant([min(k, size)])
+        if image is not None:
+            out = loaded.signatures["search_by_image"](
+                image_bytes=tf.constant([image_bytes]), k=want
+            )
+        else:
+            out = loaded.signatures["search_by_text"](text=tf.constant([query]), k=want)
+        ids = [i.decode("utf-8") for i in out["ids"].numpy()[0]]
+        scores = [float(s) for s in out["scores"].numpy()[0]]
+        results.extend(zip(ids, scores, strict=True))
+    if len(roots) != 1:
+        raise ValueError(
+            f"The indexes cover different gallery folders: {sorted(roots)}"
+        )
+    results.sort(key=lambda pair: -pair[1])
+    return results[:k], roots.pop()
 
 
 def write_html(path, query, results, gallery_root):
