@@ -18,8 +18,8 @@ from common.serving.checks import (
 from common.serving.warmup import write_warmup_requests
 from video_understanding.train import load_trained_model
 
-# The shortest sound a request may carry (one FFT window of the demo presets);
-# silence of this length is what a clip without sound sends.
+# A request must carry at least one audio sample (silence for a clip without
+# sound); shorter-than-a-window sound is padded by the audio encoder.
 MIN_AUDIO_SAMPLES = 1
 
 

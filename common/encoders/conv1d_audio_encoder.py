@@ -123,6 +123,7 @@ class Conv1DAudioEncoder(keras.layers.Layer):
 
     def num_frames(self, num_samples):
         """Audio tokens produced for `num_samples` samples."""
+        num_samples = max(num_samples, self.fft_length)  # padded in call()
         frames = num_samples // self.sequence_stride + 1
         for _ in self.filters:
             frames = -(-frames // self.pool_size)
@@ -146,8 +147,14 @@ class Conv1DAudioEncoder(keras.layers.Layer):
             raise ValueError(
                 f"Audio must be [B, samples]; received shape {tuple(audio.shape)}."
             )
+        audio = ops.cast(audio, "float32")
+        # Sound shorter than one FFT window (a clip of a few milliseconds) is
+        # padded with silence: the spectrogram's reflect padding needs more
+        # than half a window of samples.
+        short = ops.maximum(self.fft_length - ops.shape(audio)[1], 0)
+        audio = ops.pad(audio, [[0, 0], [0, short]])
         # [B, mels, T] -> [B, T, mels]
-        mel = self.spectrogram(ops.cast(audio, "float32"))
+        mel = self.spectrogram(audio)
         x = self.frame_norm(ops.transpose(mel, (0, 2, 1)))
         for conv, pool, dropout in self.conv_blocks:
             x = dropout(pool(conv(x)), training=training)

@@ -47,10 +47,12 @@ class BadRequestsTest(TestCase):
         s = self.index.signatures
         s["search_by_text"](text=tf.constant(["a"]), k=tf.constant([1]))
         s["search_by_image"](image_bytes=tf.constant([jpeg()]), k=tf.constant([1]))
-        self.video.signatures["serving_default"](
-            frames=tf.zeros((1, *self.frame_shape), tf.uint8),
-            audio=tf.zeros((1, 800), tf.float32),
-        )
+        for samples in (800, 1):  # one sample: padded with silence
+            out = self.video.signatures["serving_default"](
+                frames=tf.zeros((1, *self.frame_shape), tf.uint8),
+                audio=tf.zeros((1, samples), tf.float32),
+            )
+            self.assertTrue(np.isfinite(out["probabilities"].numpy()).all())
 
     def test_retrieval_signatures(self):
         r = self.retrieval.signatures

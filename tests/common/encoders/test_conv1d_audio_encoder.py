@@ -51,6 +51,24 @@ class Conv1DAudioEncoderTest(TestCase):
         out = Conv1DAudioEncoder(**SMALL)(np.zeros((2, 4000), "float32"))
         self.assertAllFinite(out)
 
+    def test_sound_shorter_than_a_window_is_padded_with_silence(self):
+        encoder = Conv1DAudioEncoder(filters=[8], num_mel_bins=16, fft_length=512)
+        tone = np.sin(np.arange(100) * 0.3).astype("float32")[None]
+        padded = np.concatenate([tone, np.zeros((1, 412), "float32")], axis=1)
+        for short in (tone, tone[:, :1]):
+            out = encoder(short)["frame_features"]
+            self.assertEqual(
+                tuple(out.shape),
+                encoder.compute_output_shape(short.shape)["frame_features"],
+            )
+            self.assertTrue(np.isfinite(out).all())
+        # 100 samples give exactly what the same samples padded to 512 give
+        np.testing.assert_allclose(
+            encoder(tone)["frame_features"],
+            encoder(padded)["frame_features"],
+            atol=1e-5,
+        )
+
     def test_saving_and_export(self):
         encoder = Conv1DAudioEncoder(**SMALL)
         self.run_model_saving_test(encoder, (self.audio,), atol=1e-5)
