@@ -2,8 +2,9 @@
 
 import argparse
 import json
-import os
 import sys
+
+from common.training.cli import add_training_arguments, training_overrides
 
 DESCRIPTION = """Image-text retrieval: VGG16 image regions + LSTM text, joined by
 cross-modal attention, trained contrastively, evaluated with Recall@K, exported
@@ -17,41 +18,12 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("train", help="train a model into a run directory")
-    p.add_argument(
-        "--preset",
-        default="demo",
-        help="demo | flickr8k | flickr30k | coco (default: demo)",
+    add_training_arguments(
+        p,
+        presets="demo | flickr8k | flickr30k | coco",
+        data_help="dataset folder or manifest (demo: generated if absent)",
+        set_example="training.epochs=3",
     )
-    p.add_argument(
-        "--data", help="dataset folder or manifest (demo: generated if absent)"
-    )
-    p.add_argument("--output", required=True, help="run directory, e.g. runs/NAME")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. training.epochs=3",
-    )
-    p.add_argument(
-        "--precision",
-        choices=("float32", "mixed_bfloat16", "mixed_float16"),
-        help="mixed precision policy (mixed_float16 on GPU only)",
-    )
-    p.add_argument(
-        "--strategy",
-        choices=("default", "mirrored", "multi_worker"),
-        default="default",
-        help="tf.distribute strategy: mirrored (all local GPUs) or multi_worker "
-        "(MultiWorkerMirroredStrategy, cluster from TF_CONFIG)",
-    )
-    p.add_argument(
-        "--deterministic",
-        action="store_true",
-        help="op determinism + fixed seeds: identical runs (slower)",
-    )
-    p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
 
     p = commands.add_parser("evaluate", help="Recall@K of a trained run")
     p.add_argument("--run", required=True, help="run directory")
@@ -129,15 +101,7 @@ def run(args):
         from retrieval.config import get_config
         from retrieval.train import train
 
-        overrides = list(args.overrides)
-        if args.precision:
-            overrides.append(f"training.precision={args.precision}")
-        if args.deterministic:
-            overrides.append("training.deterministic=true")
-            # oneDNN's kernels may sum in a different order from run to run;
-            # this must be set before TensorFlow is imported.
-            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-        config = get_config(args.preset, overrides)
+        config = get_config(args.preset, training_overrides(args))
         train(
             config,
             args.output,

@@ -4,8 +4,13 @@ Commands: `prepare`, `train`, `evaluate`, `ablate`, `export`, `predict`.
 """
 
 import argparse
-import os
 import sys
+
+from common.training.cli import (
+    add_override_argument,
+    add_training_arguments,
+    training_overrides,
+)
 
 DESCRIPTION = """Video understanding from frames and sound: decode labelled clips
 with PyAV into sharded TFRecords (prepare), train a fused VGG16 + Conv1D
@@ -43,35 +48,12 @@ def build_parser():
     )
 
     p = commands.add_parser("train", help="train a model into a run directory")
-    p.add_argument("--preset", default="demo", help="demo | ucf101 | kinetics")
-    p.add_argument("--data", help="clips or a prepared folder (demo: generated)")
-    p.add_argument("--output", required=True, help="run directory, e.g. runs/NAME")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. model.fusion=graph",
+    add_training_arguments(
+        p,
+        presets="demo | ucf101 | kinetics",
+        data_help="clips or a prepared folder (demo: generated)",
+        set_example="model.fusion=graph",
     )
-    p.add_argument(
-        "--precision",
-        choices=("float32", "mixed_bfloat16", "mixed_float16"),
-        help="mixed precision policy (mixed_float16 on GPU only)",
-    )
-    p.add_argument(
-        "--strategy",
-        choices=("default", "mirrored", "multi_worker"),
-        default="default",
-        help="tf.distribute strategy: mirrored (all local GPUs) or multi_worker "
-        "(MultiWorkerMirroredStrategy, cluster from TF_CONFIG)",
-    )
-    p.add_argument(
-        "--deterministic",
-        action="store_true",
-        help="op determinism + fixed seeds: identical runs (slower)",
-    )
-    p.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
 
     p = commands.add_parser(
         "ablate", help="train every fusion and each single modality, one table"
@@ -79,14 +61,7 @@ def build_parser():
     p.add_argument("--preset", default="demo", help="demo | ucf101 | kinetics")
     p.add_argument("--data", help="clips or a prepared folder (demo: generated)")
     p.add_argument("--output", required=True, help="folder for the runs")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override applied to every variant",
-    )
+    add_override_argument(p, "config override applied to every variant")
 
     p = commands.add_parser("evaluate", help="accuracy, F1 and a confusion matrix")
     p.add_argument("--run", required=True, help="run directory")
@@ -125,15 +100,7 @@ def run(args):
         from video_understanding.config import get_config
         from video_understanding.train import train
 
-        overrides = list(args.overrides)
-        if args.precision:
-            overrides.append(f"training.precision={args.precision}")
-        if args.deterministic:
-            overrides.append("training.deterministic=true")
-            # oneDNN's kernels may sum in a different order from run to run;
-            # this must be set before TensorFlow is imported.
-            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-        config = get_config(args.preset, overrides)
+        config = get_config(args.preset, training_overrides(args))
         train(
             config,
             args.output,

@@ -1,6 +1,10 @@
-"""Training services shared by the applications."""
+"""Training services shared by the applications.
 
-from common.training.callbacks import RunDirectory, standard_callbacks
+Keras-backed names (`RunDirectory`, `RunCheckpointing`, `standard_callbacks`,
+`WarmupCosineDecay`) are imported on first use, so the command lines can
+import `common.training.cli` before TensorFlow starts.
+"""
+
 from common.training.distribute import (
     STRATEGIES,
     get_strategy,
@@ -8,17 +12,32 @@ from common.training.distribute import (
     num_workers,
     wait_for_file,
 )
-from common.training.schedules import WarmupCosineDecay
 from common.training.seeding import seed_everything
+
+_LAZY = {
+    "RunDirectory": "common.training.callbacks",
+    "RunCheckpointing": "common.training.callbacks",
+    "standard_callbacks": "common.training.callbacks",
+    "WarmupCosineDecay": "common.training.schedules",
+}
 
 __all__ = [
     "STRATEGIES",
+    "RunCheckpointing",
     "RunDirectory",
     "WarmupCosineDecay",
     "get_strategy",
     "is_chief",
     "num_workers",
-    "wait_for_file",
     "seed_everything",
     "standard_callbacks",
+    "wait_for_file",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

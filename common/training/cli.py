@@ -1,0 +1,61 @@
+"""The `train` command-line options both applications share.
+
+Light on purpose (argparse and os only): the CLIs parse before TensorFlow is
+imported, which `--deterministic` relies on.
+"""
+
+import os
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+CLI_STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def add_training_arguments(parser, presets, data_help, set_example):
+    """`--preset --data --output --set --precision --strategy --deterministic
+    --verbose` on `parser` (an argparse sub-parser)."""
+    parser.add_argument("--preset", default="demo", help=f"{presets} (default: demo)")
+    parser.add_argument("--data", help=data_help)
+    parser.add_argument("--output", required=True, help="run directory, e.g. runs/NAME")
+    add_override_argument(parser, f"config override, e.g. {set_example}")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="mixed precision policy (mixed_float16 on GPU only)",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=CLI_STRATEGIES,
+        default="default",
+        help="tf.distribute strategy: mirrored (all local GPUs) or multi_worker "
+        "(MultiWorkerMirroredStrategy, cluster from TF_CONFIG)",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="op determinism + fixed seeds: identical runs (slower)",
+    )
+    parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+
+
+def add_override_argument(parser, help_text):
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help_text,
+    )
+
+
+def training_overrides(args):
+    """The `--set` overrides plus those the flags imply."""
+    overrides = list(args.overrides)
+    if args.precision:
+        overrides.append(f"training.precision={args.precision}")
+    if args.deterministic:
+        overrides.append("training.deterministic=true")
+        # oneDNN's kernels may sum in a different order from run to run;
+        # this must be set before TensorFlow is imported.
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    return overrides
