@@ -25,6 +25,18 @@ def build_parser():
         set_example="training.epochs=3",
     )
 
+    p = commands.add_parser(
+        "prepare",
+        help="write a dataset as TFRecord shards (big or multi-worker training)",
+    )
+    p.add_argument("--data", required=True, help="dataset folder or manifest")
+    p.add_argument("--output", required=True, help="folder for the shards")
+    p.add_argument("--shard-size", type=int, default=256, help="images per shard")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--test-fraction", type=float, default=0.1)
+    p.add_argument("--max-image-pixels", type=int, default=50_000_000)
+
     p = commands.add_parser("evaluate", help="Recall@K of a trained run")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--data", help="dataset (default: the one it was trained on)")
@@ -108,6 +120,18 @@ def run(args):
             data_path=args.data,
             verbose=args.verbose,
             strategy=args.strategy,
+        )
+    elif args.command == "prepare":
+        from retrieval.prepare import prepare
+
+        prepare(
+            args.data,
+            args.output,
+            shard_size=args.shard_size,
+            seed=args.seed,
+            val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
+            max_image_pixels=args.max_image_pixels,
         )
     elif args.command == "evaluate":
         from retrieval.evaluate import evaluate

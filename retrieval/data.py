@@ -12,6 +12,8 @@
 4. COCO captions JSON (`annotations/captions_*.json`) + image folder.
 5. JSONL manifest, one `{"image": path, "caption": text, "split": optional}` a
    line.
+6. A folder written by `python -m retrieval prepare` (TFRecord shards; its
+   splits are the ones `prepare` made).
 
 Bad records (missing, unreadable, corrupt or oversized images, empty captions,
 non-UTF-8 lines, paths escaping the data root) are skipped, counted and
@@ -44,10 +46,13 @@ class RetrievalData:
     Attributes:
         root: the data root folder.
         layout: the detected layout name.
-        images: absolute image paths.
+        images: absolute image paths (prepared data: ids, the paths relative
+            to `root`).
         captions: one list of captions per image.
         splits: one of `train`, `val`, `test` per image.
         report: the `SkipReport` of what was left out.
+        prepared: the prepared folder the data comes from, or `None`.
+        shards: prepared data: the shard file names of each split.
     """
 
     root: str
@@ -56,17 +61,39 @@ class RetrievalData:
     captions: list
     splits: list
     report: SkipReport
+    prepared: str | None = None
+    shards: dict | None = None
 
     def subset(self, split):
-        """`(image_paths, captions)` of one split."""
+        """`(images, captions)` of one split: `images` is a list of image paths,
+        or, for prepared data, a `PreparedImages` (its shard files and ids)."""
         if split not in SPLITS:
             raise ValueError(f"`split` must be one of {SPLITS}; received {split!r}.")
         keep = [i for i, s in enumerate(self.splits) if s == split]
-        return [self.images[i] for i in keep], [self.captions[i] for i in keep]
+        images = [self.images[i] for i in keep]
+        if self.prepared is not None:
+            files = [os.path.join(self.prepared, n) for n in self.shards[split]]
+            images = PreparedImages(files, images)
+        return images, [self.captions[i] for i in keep]
 
     def counts(self):
         counter = collections.Counter(self.splits)
         return {split: counter.get(split, 0) for split in SPLITS}
+
+
+@dataclasses.dataclass
+class PreparedImages:
+    """The images of one prepared split: its TFRecord shard files and the image
+    ids (paths relative to the image folder) in the order the shards hold them.
+
+    Pipelines take it wherever they take a list of image paths.
+    """
+
+    files: list
+    ids: list
+
+    def __len__(self):
+        return len(self.ids)
 
 
 # ----------------------------------------------------------------------------
@@ -355,6 +382,10 @@ def load_retrieval_data(
     Returns:
         A `RetrievalData`.
     """
+    from retrieval.prepare import is_prepared
+
+    if os.path.isdir(path) and is_prepared(path):
+        return load_prepared(path, verbose)
     report = SkipReport(path)
     layout, image_dir, entries = read_entries(path, report)
     by_image = collections.OrderedDict()
@@ -416,6 +447,42 @@ def load_retrieval_data(
     return data
 
 
+def load_prepared(path, verbose=True):
+    """A `RetrievalData` over the shards `python -m retrieval prepare` wrote."""
+    from retrieval.prepare import read_metadata, read_split_index
+
+    metadata = read_metadata(path)
+    images, captions, splits = [], [], []
+    for split in SPLITS:
+        ids, texts = read_split_index(path, split)
+        images += ids
+        captions += texts
+        splits += [split] * len(ids)
+    report = SkipReport(path)
+    report.kept = sum(len(c) for c in captions)
+    if not images:
+        raise ValueError(f"The prepared folder {path!r} holds no images.")
+    data = RetrievalData(
+        metadata["image_root"],
+        "prepared",
+        images,
+        captions,
+        splits,
+        report,
+        prepared=os.path.abspath(path),
+        shards=metadata["shards"],
+    )
+    if verbose:
+        counts = data.counts()
+        shards = sum(len(n) for n in data.shards.values())
+        print(
+            f"Data: {shards} prepared shards in {path}, {len(images)} images, "
+            f"{report.kept} captions (train {counts['train']}, val {counts['val']}, "
+            f"test {counts['test']} images)"
+        )
+    return data
+
+
 # ----------------------------------------------------------------------------
 # tf.data pipelines.
 
@@ -442,6 +509,36 @@ def _augment(image, image_size, seed):
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
+def _parse_record(record):
+    """A prepared `tf.train.Example` -> `(image bytes, captions [n], n)`."""
+    example = tf.io.parse_single_example(
+        record,
+        {
+            "image": tf.io.FixedLenFeature([], tf.string),
+            "captions": tf.io.VarLenFeature(tf.string),
+        },
+    )
+    texts = tf.sparse.to_dense(example["captions"])
+    return example["image"], texts, tf.shape(texts, out_type=tf.int32)[0]
+
+
+def _records(files, shuffle_seed=None):
+    """The records of prepared shard `files`, optionally in a shuffled file
+    order each epoch (a file-level source, so `tf.distribute` can give each
+    worker its own files)."""
+    dataset = tf.data.Dataset.from_tensor_slices(list(files))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(
+            len(files), seed=shuffle_seed, reshuffle_each_iteration=True
+        )
+    return dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
 def training_dataset(
     image_paths,
     captions,
@@ -451,28 +548,47 @@ def training_dataset(
     cache="memory",
     seed=0,
     drop_remainder=True,
+    shuffle_buffer=2048,
 ):
     """`(images uint8 [B, S, S, 3], text string [B])` batches, one random
     caption per image per epoch (so a batch holds no two copies of an image).
 
     Args:
+        image_paths: image file paths, or a `PreparedImages` (shards).
         cache: `"memory"`, `"none"`, or a file path prefix for a disk cache of
-            the decoded, resized images.
+            the decoded, resized images. Cached images are shuffled all
+            together; uncached ones are shuffled before decoding (paths all
+            together, prepared records in a file order shuffled each epoch
+            and a `shuffle_buffer` of encoded images), so memory does not grow
+            with the dataset.
     """
-    table, counts = _caption_table(captions)
-    dataset = tf.data.Dataset.from_tensor_slices((list(image_paths), table, counts))
-    dataset = dataset.map(
-        lambda path, texts, count: (_load_image(path, image_size), texts, count),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    if cache == "memory":
-        dataset = dataset.cache()
-    elif cache and cache != "none":
-        dataset = dataset.cache(cache)
-    dataset = dataset.shuffle(
-        len(image_paths), seed=seed, reshuffle_each_iteration=True
-    )
+    cached = bool(cache) and cache != "none"
+    if isinstance(image_paths, PreparedImages):
+        dataset = _records(image_paths.files, None if cached else seed)
+        dataset = dataset.map(_parse_record, num_parallel_calls=tf.data.AUTOTUNE)
+        buffer = len(image_paths) if cached else min(len(image_paths), shuffle_buffer)
+
+        def load(image, texts, count):
+            return decode_and_resize(image, image_size), texts, count
+    else:
+        table, counts = _caption_table(captions)
+        dataset = tf.data.Dataset.from_tensor_slices((list(image_paths), table, counts))
+        buffer = len(image_paths)
+
+        def load(path, texts, count):
+            return _load_image(path, image_size), texts, count
+
+    if cached:
+        dataset = dataset.map(
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        dataset = dataset.cache() if cache == "memory" else dataset.cache(cache)
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    else:
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.map(
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
 
     def pick(image, texts, count):
         index = tf.random.uniform((), 0, count, dtype=tf.int32, seed=seed)
@@ -486,11 +602,18 @@ def training_dataset(
 
 
 def image_dataset(image_paths, image_size, batch_size):
-    """Batches of uint8 images in file order (for embedding a gallery)."""
-    dataset = tf.data.Dataset.from_tensor_slices(list(image_paths))
-    dataset = dataset.map(
-        lambda path: _load_image(path, image_size), num_parallel_calls=tf.data.AUTOTUNE
-    )
+    """Batches of uint8 images in order (for embedding a gallery); takes image
+    paths or a `PreparedImages`."""
+    if isinstance(image_paths, PreparedImages):
+        dataset = tf.data.TFRecordDataset(list(image_paths.files)).map(
+            lambda record: decode_and_resize(_parse_record(record)[0], image_size),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(list(image_paths)).map(
+            lambda path: _load_image(path, image_size),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

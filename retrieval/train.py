@@ -13,6 +13,7 @@ from common.training import (
     WarmupCosineDecay,
     get_strategy,
     is_chief,
+    num_workers,
     seed_everything,
     standard_callbacks,
     wait_for_file,
@@ -20,7 +21,7 @@ from common.training import (
 from common.training.config import load_config, save_config
 from common.training.faults import maybe_kill
 from retrieval.config import RetrievalConfig
-from retrieval.data import load_retrieval_data, training_dataset
+from retrieval.data import PreparedImages, load_retrieval_data, training_dataset
 from retrieval.demo_data import generate_demo_data
 from retrieval.embed import evaluate_embeddings
 from retrieval.model import build_model
@@ -201,15 +202,25 @@ def train(
         seed=t.seed,
     )
     steps = len(train_images) // t.batch_size
+    prepared = isinstance(train_images, PreparedImages)
     if t.steps_per_epoch:
         steps = min(steps, t.steps_per_epoch)
+    if t.steps_per_epoch or prepared:
+        # Prepared shards are split between workers by file, and files hold
+        # different numbers of images: an endless stream cut into epochs of
+        # `steps` never runs dry on one worker.
         dataset = dataset.repeat()
     dataset = dataset.map(lambda images, text: {"images": images, "text": text})
-    # Each worker of a cluster takes its share of every batch's elements (the
-    # images are files listed in one tensor, so there are no files to split).
+    # Each worker of a cluster reads its own prepared shard files when there
+    # are enough of them; otherwise (and for image files, listed in one
+    # tensor) each worker takes its share of every batch's elements.
+    workers = num_workers(distribution)
+    by_file = prepared and len(train_images.files) >= max(2, workers)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA
+        tf.data.experimental.AutoShardPolicy.FILE
+        if by_file
+        else tf.data.experimental.AutoShardPolicy.DATA
     )
     dataset = dataset.with_options(options)
 

@@ -21,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from common.data import SkipReport
+from common.data.shards import plan_shards, write_shard
 from common.data.video import ClipDecodeError, decode_clip
 from video_understanding.data import SPLITS, load_video_data
 
@@ -93,33 +94,16 @@ def _example(record):
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
-def write_shard(shard_path, records):
-    """Writes one shard: first a hidden temporary file, renamed when complete."""
-    import tensorflow as tf
-
-    tmp = os.path.join(os.path.dirname(shard_path), "." + os.path.basename(shard_path))
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for record in records:
-            writer.write(_example(record).SerializeToString())
-    os.replace(tmp, shard_path)
-
-
-def plan_shards(data, shard_size):
+def plan_video_shards(data, shard_size):
     """`[(split, shard file name, [(path, label indices)])]` for every split."""
     index = {name: i for i, name in enumerate(data.class_names)}
-    plan = []
+    items = {}
     for split in SPLITS:
         paths, labels = data.subset(split)
-        items = [
+        items[split] = [
             (p, [index[n] for n in ls]) for p, ls in zip(paths, labels, strict=True)
         ]
-        count = -(-len(items) // shard_size)
-        for shard in range(count):
-            name = f"{split}-{shard:05d}-of-{count:05d}.tfrecord"
-            plan.append(
-                (split, name, items[shard * shard_size : (shard + 1) * shard_size])
-            )
-    return plan
+    return plan_shards(items, shard_size)
 
 
 def prepare(
@@ -171,7 +155,7 @@ def prepare(
                 f"{output} holds shards prepared with other settings or classes "
                 f"({previous.get('settings')}); use a new --output folder."
             )
-    plan = plan_shards(data, shard_size)
+    plan = plan_video_shards(data, shard_size)
     todo = [
         (split, name, clips)
         for split, name, clips in plan
@@ -197,7 +181,10 @@ def prepare(
             }
             for future in as_completed(futures):
                 records, shard_problems = future.result()
-                write_shard(os.path.join(output, futures[future]), records)
+                write_shard(
+                    os.path.join(output, futures[future]),
+                    (_example(record).SerializeToString() for record in records),
+                )
                 problems.extend(shard_problems)
                 progress.update(1)
     progress.close()

@@ -1,5 +1,6 @@
 """Two worker processes on localhost (`--strategy multi_worker`, cluster from
-TF_CONFIG) train tiny configs of both apps to the end; a worker killed mid-run
+TF_CONFIG) train tiny configs of both apps to the end (retrieval from
+`prepare`d shards, split between the workers by file); a worker killed mid-run
 and both restarted resume from the last finished epoch."""
 
 import json
@@ -10,6 +11,8 @@ import subprocess
 import time
 
 from common.testing import TestCase
+from retrieval.demo_data import generate_demo_data
+from retrieval.prepare import prepare
 from tests.faults.helpers import history, retrieval_command, video_command
 
 
@@ -61,9 +64,14 @@ def logs(folder):
 
 class MultiWorkerTest(TestCase):
     def test_retrieval_worker_killed_then_both_restarted(self):
+        # from prepared shards (6 train files): each worker reads its own files
         tmp = self.get_temp_dir()
+        generate_demo_data(os.path.join(tmp, "data"), 24, 8, 10, seed=0)
+        prepared = os.path.join(tmp, "prepared")
+        prepare(os.path.join(tmp, "data"), prepared, shard_size=4, verbose=False)
         run = os.path.join(tmp, "run")
-        command = retrieval_command(run, 3, ["--strategy", "multi_worker"])
+        extra = ["--strategy", "multi_worker", "--data", prepared]
+        command = retrieval_command(run, 3, extra)
         processes = launch(command, tmp, faults=(None, "mid_epoch:1"))
         try:
             self.assertEqual(processes[1].wait(timeout=600), -signal.SIGKILL, logs(tmp))

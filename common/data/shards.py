@@ -1,0 +1,47 @@
+"""TFRecord shards shared by the applications' `prepare` commands.
+
+Shards are named `<split>-NNNNN-of-MMMMM.tfrecord` and each is written first as
+a hidden temporary file renamed when complete, so an interrupted `prepare`
+leaves only whole shards and a rerun writes only the missing ones.
+"""
+
+import os
+
+
+def plan_shards(items_by_split, shard_size):
+    """`[(split, shard file name, items)]`: each split's items cut into shards
+    of `shard_size` (the last one shorter), in order."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be at least 1; received {shard_size}.")
+    plan = []
+    for split, items in items_by_split.items():
+        count = -(-len(items) // shard_size)
+        for shard in range(count):
+            name = f"{split}-{shard:05d}-of-{count:05d}.tfrecord"
+            plan.append(
+                (split, name, items[shard * shard_size : (shard + 1) * shard_size])
+            )
+    return plan
+
+
+def write_shard(shard_path, serialized):
+    """Writes the serialized `tf.train.Example`s `serialized` to `shard_path`:
+    first a hidden temporary file, renamed when complete."""
+    import tensorflow as tf
+
+    folder, name = os.path.split(shard_path)
+    tmp = os.path.join(folder, "." + name)
+    with tf.io.TFRecordWriter(tmp) as writer:
+        for record in serialized:
+            writer.write(record)
+    os.replace(tmp, shard_path)
+
+
+def write_json_atomically(path, value):
+    """`json.dump` to a temporary file renamed over `path`."""
+    import json
+
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+    os.replace(tmp, path)

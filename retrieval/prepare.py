@@ -1,0 +1,173 @@
+"""Image-caption datasets written once as sharded TFRecords.
+
+`prepare(data, output)` reads any layout `retrieval.data` knows (validating
+every image and caption as training does), splits it, and writes
+`output/<split>-NNNNN-of-MMMMM.tfrecord` shards of `tf.train.Example`s:
+
+- `image`: the image file's encoded bytes, unchanged (training decodes and
+  resizes them as it does files, so any `data.image_size` works);
+- `captions`: the image's captions;
+- `id`: the image path relative to the data's image folder.
+
+`output/prepare.json` records the settings, the image folder and the shard
+names; `output/<split>.jsonl` lists each shard's images in order with their
+captions (so training adapts its vocabulary and evaluation matches captions
+without reading images). Shards are written as hidden temporary files renamed
+when complete: a rerun keeps finished shards and writes the missing ones. A
+prepared folder is a `--data` like any other: `retrieval train --data OUTPUT`
+reads its shards, and under `--strategy multi_worker` each worker reads its
+own shard files.
+"""
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from tqdm import tqdm
+
+from common.data.shards import plan_shards, write_json_atomically, write_shard
+from common.data.splits import SPLITS
+
+METADATA = "prepare.json"
+KIND = "retrieval"
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _example(image_bytes, captions, image_id):
+    import tensorflow as tf
+
+    def byte_strings(values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image": byte_strings([image_bytes]),
+                "captions": byte_strings([c.encode("utf-8") for c in captions]),
+                "id": byte_strings([image_id.encode("utf-8")]),
+            }
+        )
+    ).SerializeToString()
+
+
+def is_prepared(path):
+    """Whether `path` is a folder written by `prepare`."""
+    metadata = os.path.join(path, METADATA)
+    if not os.path.isfile(metadata):
+        return False
+    with open(metadata, encoding="utf-8") as f:
+        return json.load(f).get("kind") == KIND
+
+
+def prepare(
+    data_path,
+    output,
+    shard_size=256,
+    seed=0,
+    val_fraction=0.1,
+    test_fraction=0.1,
+    max_image_pixels=50_000_000,
+    workers=8,
+    verbose=True,
+):
+    """Writes the shards of `data_path` into `output`; returns the metadata."""
+    from retrieval.data import load_retrieval_data
+
+    if os.path.abspath(data_path) == os.path.abspath(output):
+        raise ValueError("--output must be a folder other than --data.")
+    data = load_retrieval_data(
+        data_path,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        max_image_pixels=max_image_pixels,
+        verbose=verbose,
+    )
+    settings = {
+        "shard_size": int(shard_size),
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "test_fraction": float(test_fraction),
+        "max_image_pixels": int(max_image_pixels),
+    }
+    os.makedirs(output, exist_ok=True)
+    metadata_path = os.path.join(output, METADATA)
+    metadata = {
+        "kind": KIND,
+        "settings": settings,
+        "data": os.path.abspath(data_path),
+        "image_root": os.path.abspath(data.root),
+    }
+    if os.path.isfile(metadata_path):
+        with open(metadata_path, encoding="utf-8") as f:
+            previous = json.load(f)
+        if any(previous.get(k) != v for k, v in metadata.items() if k != "data"):
+            raise ValueError(
+                f"{output} holds shards prepared from other data or settings "
+                f"({previous.get('settings')}); use a new --output folder."
+            )
+    items = {}
+    for split in SPLITS:
+        paths, captions = data.subset(split)
+        items[split] = list(zip(paths, captions, strict=True))
+    plan = plan_shards(items, shard_size)
+    todo = [p for p in plan if not os.path.isfile(os.path.join(output, p[1]))]
+
+    def records(shard_items, pool):
+        paths = [path for path, _ in shard_items]
+        for (path, captions), image in zip(
+            shard_items, pool.map(_read, paths), strict=True
+        ):
+            yield _example(image, captions, os.path.relpath(path, data.root))
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for _, name, shard_items in tqdm(
+            todo, desc="Writing shards", unit="shard", disable=not verbose
+        ):
+            write_shard(os.path.join(output, name), records(shard_items, pool))
+    for split in SPLITS:
+        lines = [
+            json.dumps(
+                {"id": os.path.relpath(path, data.root), "captions": captions},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for path, captions in items[split]
+        ]
+        tmp = os.path.join(output, f"{split}.jsonl.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+        os.replace(tmp, os.path.join(output, f"{split}.jsonl"))
+    metadata["shards"] = {
+        split: [name for s, name, _ in plan if s == split] for split in SPLITS
+    }
+    metadata["counts"] = {split: len(items[split]) for split in SPLITS}
+    metadata["skipped"] = data.report.as_dict()
+    write_json_atomically(metadata_path, metadata)
+    if verbose:
+        print(
+            f"Prepared {len(plan)} shards in {output} ({len(plan) - len(todo)} kept "
+            f"from before): "
+            + ", ".join(f"{s} {metadata['counts'][s]} images" for s in SPLITS)
+        )
+    return metadata
+
+
+def read_metadata(folder):
+    with open(os.path.join(folder, METADATA), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_split_index(folder, split):
+    """`(ids, captions)` of a prepared split, in shard order."""
+    ids, captions = [], []
+    with open(os.path.join(folder, f"{split}.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            ids.append(record["id"])
+            captions.append(record["captions"])
+    return ids, captions
