@@ -55,7 +55,11 @@ def build_parser():
         required=True,
         help="retrieval SavedModel folder (or one version of it)",
     )
-    p.add_argument("--images", required=True, help="gallery image folder")
+    p.add_argument(
+        "--images",
+        required=True,
+        help="gallery image folder, or a folder written by `prepare`",
+    )
     p.add_argument("--output", default="saved_models/retrieval_index")
     p.add_argument(
         "--pattern",
@@ -68,6 +72,12 @@ def build_parser():
         "--shard",
         metavar="i/N",
         help="index only every N-th image from the i-th (N processes in parallel)",
+    )
+    p.add_argument(
+        "--max-shard-images",
+        type=int,
+        help="write a gallery larger than this as a sharded index: one search "
+        "SavedModel per this many images (OUTPUT/shard-NNNNN-of-MMMMM/)",
     )
 
     p = commands.add_parser(
@@ -82,7 +92,8 @@ def build_parser():
     p.add_argument(
         "--index",
         action="append",
-        help="index folder; repeat for the shards of one gallery "
+        help="index folder (one, or sharded); repeat for the --shard i/N "
+        "indexes of one gallery "
         "(default saved_models/retrieval_index)",
     )
     p.add_argument("query", nargs="?", help="text query")
@@ -157,6 +168,7 @@ def run(args):
             keep=args.keep,
             pattern=args.pattern,
             shard=parse_shard(args.shard) if args.shard else None,
+            max_shard_images=args.max_shard_images,
         )
     elif args.command == "merge-index":
         from retrieval.index import merge_indexes

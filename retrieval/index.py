@@ -2,6 +2,7 @@
 
 import fnmatch
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -9,6 +10,7 @@ from tqdm import tqdm
 
 from common.data import SkipReport
 from common.export import export_versioned, resolve_version_dir
+from common.export.versioned import list_versions, next_version
 from common.serving.checks import ensure_batch, ensure_same_batch
 from common.serving.warmup import sample_jpeg, write_warmup_requests
 from retrieval.data import check_image
@@ -111,30 +113,151 @@ def list_gallery(images_dir, pattern="*"):
     return sorted(files)
 
 
-def embed_gallery(encoder, files, batch_size, report, verbose=True):
-    signature = encoder.signatures["embed_image"]
-    kept, embeddings = [], []
-    for start in tqdm(
-        range(0, len(files), batch_size),
-        desc="Embedding gallery",
-        unit="batch",
-        disable=not verbose,
-    ):
-        batch_files, batch_bytes = [], []
+def _folder_batches(images_dir, files, batch_size, report):
+    """`(ids, encoded images)` batches of image files; unusable ones reported."""
+    for start in range(0, len(files), batch_size):
+        ids, blobs = [], []
         for path in files[start : start + batch_size]:
             problem = check_image(path)
             if problem:
                 report.skip(problem, path)
                 continue
             with open(path, "rb") as f:
-                batch_bytes.append(f.read())
-            batch_files.append(path)
-        if not batch_bytes:
+                blobs.append(f.read())
+            ids.append(os.path.relpath(path, images_dir))
+        if blobs:
+            yield ids, blobs
+
+
+def _prepared_batches(folder, pattern, shard, batch_size):
+    """`(ids, encoded images)` batches streamed from `retrieval prepare` shards
+    (images validated when they were prepared)."""
+    from retrieval.prepare import read_metadata
+
+    metadata = read_metadata(folder)
+    files = [
+        os.path.join(folder, name)
+        for split in ("train", "val", "test")
+        for name in metadata["shards"][split]
+    ]
+    spec = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "id": tf.io.FixedLenFeature([], tf.string),
+    }
+    dataset = tf.data.TFRecordDataset(files)
+    if shard is not None:
+        dataset = dataset.shard(shard[1], shard[0])
+    dataset = dataset.map(lambda r: tf.io.parse_single_example(r, spec))
+    for batch in dataset.batch(batch_size).prefetch(2):
+        ids = [i.decode("utf-8") for i in batch["id"].numpy()]
+        keep = [
+            j
+            for j, i in enumerate(ids)
+            if fnmatch.fnmatch(os.path.basename(i), pattern)
+        ]
+        if keep:
+            blobs = batch["image"].numpy()
+            yield [ids[j] for j in keep], [blobs[j] for j in keep]
+
+
+class EmbeddingSpool:
+    """Gallery embeddings and ids written to disk as they are computed (raw
+    float32 rows and one id a line in a temporary folder), and read back one
+    slice at a time, so memory does not grow with the gallery."""
+
+    def __init__(self, folder):
+        import tempfile
+
+        os.makedirs(folder, exist_ok=True)
+        self.folder = tempfile.mkdtemp(prefix=".embeddings-", dir=folder)
+        self._vectors = open(os.path.join(self.folder, "embeddings.f32"), "wb")
+        self._ids = open(os.path.join(self.folder, "ids.txt"), "w", encoding="utf-8")
+        self.count, self.dim = 0, None
+
+    def add(self, embeddings, ids):
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if self.dim is None:
+            self.dim = embeddings.shape[1]
+        self._vectors.write(embeddings.tobytes())
+        for image_id in ids:
+            if "\n" in image_id:
+                raise ValueError(f"An image id holds a line break: {image_id!r}.")
+            self._ids.write(image_id + "\n")
+        self.count += len(ids)
+
+    def slices(self, size):
+        """`(embeddings, ids)` of rows `[0, size)`, `[size, 2 size)`, ..."""
+        self._vectors.close()
+        self._ids.close()
+        row = self.dim * 4
+        with (
+            open(os.path.join(self.folder, "embeddings.f32"), "rb") as vectors,
+            open(os.path.join(self.folder, "ids.txt"), encoding="utf-8") as ids,
+        ):
+            for start in range(0, self.count, size):
+                rows = min(size, self.count - start)
+                block = np.frombuffer(vectors.read(rows * row), dtype=np.float32)
+                names = [ids.readline().rstrip("\n") for _ in range(rows)]
+                yield block.reshape(rows, self.dim), np.array(names)
+
+    def close(self):
+        import shutil
+
+        for f in (self._vectors, self._ids):
+            f.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def embed_gallery(encoder, batches, spool, verbose=True, total=None):
+    """Embeds `(ids, encoded images)` batches with the retrieval SavedModel's
+    `embed_image` signature into `spool`; returns the number embedded."""
+    signature = encoder.signatures["embed_image"]
+    progress = tqdm(
+        total=total, desc="Embedding gallery", unit="image", disable=not verbose
+    )
+    for ids, blobs in batches:
+        out = signature(image_bytes=tf.constant(blobs))["embeddings"]
+        spool.add(out.numpy(), ids)
+        progress.update(len(ids))
+    progress.close()
+    return spool.count
+
+
+SHARD_FOLDER = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
+
+
+def shard_folder(index, count):
+    return f"shard-{index:05d}-of-{count:05d}"
+
+
+def index_versions(path):
+    """The SavedModel folders of the index at `path`: `[path's newest version]`
+    for one index, or, for a sharded one (`shard-NNNNN-of-MMMMM/` model
+    folders), each shard's folder of the newest version all shards have."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")) or not os.path.isdir(path):
+        return [resolve_version_dir(path)]
+    groups = {}
+    for name in os.listdir(path):
+        match = SHARD_FOLDER.match(name)
+        if match:
+            groups.setdefault(int(match.group(2)), {})[int(match.group(1))] = name
+    if not groups:
+        return [resolve_version_dir(path)]
+    best = None
+    for count, names in groups.items():
+        if len(names) != count:
             continue
-        out = signature(image_bytes=tf.constant(batch_bytes))["embeddings"]
-        embeddings.append(out.numpy())
-        kept.extend(batch_files)
-    return kept, embeddings
+        common = set.intersection(
+            *(set(list_versions(os.path.join(path, n))) for n in names.values())
+        )
+        if common and (best is None or max(common) > best[0]):
+            best = (max(common), [names[i] for i in range(count)])
+    if best is None:
+        raise FileNotFoundError(
+            f"The sharded index {path!r} has no version that every shard holds."
+        )
+    version, names = best
+    return [os.path.join(path, name, str(version)) for name in names]
 
 
 def parse_shard(value):
@@ -183,44 +306,85 @@ def build_index(
     keep=None,
     pattern="*",
     shard=None,
+    max_shard_images=None,
     verbose=True,
 ):
     """Embeds every image under `images` (whose name matches the glob
     `pattern`) and exports a search SavedModel.
 
+    `images` is a folder of image files or a folder written by
+    `retrieval prepare` (all its splits). Embeddings are streamed to a
+    temporary file in batches, so memory is one batch plus one index's
+    embeddings. With `max_shard_images`, a gallery larger than that is written
+    as a sharded index: one search SavedModel per `max_shard_images` images,
+    `output/shard-NNNNN-of-MMMMM/<version>/` (one TF Serving model each, all
+    with the same version); `retrieval.search.search(output)` and
+    `python -m common.serving search --model A --model B ...` merge their
+    top-k.
+
     With `shard=(i, N)` only every N-th image from the i-th on (in sorted
     order) is indexed, so N processes can index one gallery in parallel;
     search the shards together (`retrieval.search.search` takes several
     indexes) or merge them into one (`merge_indexes`). Returns the new
-    version folder. Ids are the image paths relative to `images`.
+    version folder(s): one path, or a list for a sharded index. Ids are the
+    image paths relative to the image folder.
     """
+    from retrieval.prepare import is_prepared, read_metadata
+
+    if max_shard_images is not None and max_shard_images < 1:
+        raise ValueError(
+            f"--max-shard-images must be at least 1; received {max_shard_images}."
+        )
     model_dir = resolve_version_dir(model)
     encoder = tf.saved_model.load(model_dir)
-    files = list_gallery(images, pattern)
-    if shard is not None:
-        index, count = shard
-        files = files[index::count]
-    if not files:
-        raise ValueError(f"No image file matching {pattern!r} under {images!r}.")
     report = SkipReport(images)
-    kept, embeddings = embed_gallery(encoder, files, batch_size, report, verbose)
-    report.kept = len(kept)
-    if not kept:
-        raise ValueError(f"No usable image in {images!r}: {report.summary()}")
-    if report.skipped and verbose:
-        print("Skipped: " + report.summary())
-    root = os.path.abspath(images)
-    ids = np.array([os.path.relpath(p, root) for p in kept])
-    path = export_index(
-        encoder, np.concatenate(embeddings), ids, root, output, version, keep
-    )
+    if is_prepared(images):
+        root = read_metadata(images)["image_root"]
+        total = None
+        batches = _prepared_batches(images, pattern, shard, batch_size)
+    else:
+        root = os.path.abspath(images)
+        files = list_gallery(images, pattern)
+        if shard is not None:
+            files = files[shard[0] :: shard[1]]
+        if not files:
+            raise ValueError(f"No image file matching {pattern!r} under {images!r}.")
+        total = len(files)
+        batches = _folder_batches(root, files, batch_size, report)
+    spool = EmbeddingSpool(output)  # a hidden folder TF Serving ignores
+    try:
+        report.kept = embed_gallery(encoder, batches, spool, verbose, total)
+        if not report.kept:
+            raise ValueError(f"No usable image in {images!r}: {report.summary()}")
+        if report.skipped and verbose:
+            print("Skipped: " + report.summary())
+        size = max_shard_images or report.kept
+        count = -(-report.kept // size)
+        if count == 1:
+            ((embeddings, ids),) = spool.slices(size)
+            paths = export_index(encoder, embeddings, ids, root, output, version, keep)
+        else:
+            folders = [
+                os.path.join(output, shard_folder(i, count)) for i in range(count)
+            ]
+            if version is None:
+                version = max(next_version(f) for f in folders)
+            paths = [
+                export_index(encoder, embeddings, ids, root, folder, version, keep)
+                for folder, (embeddings, ids) in zip(
+                    folders, spool.slices(size), strict=True
+                )
+            ]
+    finally:
+        spool.close()
     if verbose:
         part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+        where = paths if isinstance(paths, str) else f"{count} index shards {paths}"
         print(
-            f"Indexed {len(kept)} images{part} from {images} with {model_dir} "
-            f"into {path}"
+            f"Indexed {report.kept} images{part} from {images} with {model_dir} "
+            f"into {where}"
         )
-    return path
+    return paths
 
 
 def merge_indexes(model, inputs, output, version=None, keep=None, verbose=True):
@@ -229,8 +393,8 @@ def merge_indexes(model, inputs, output, version=None, keep=None, verbose=True):
     if not inputs:
         raise ValueError("Give the indexes to merge.")
     embeddings, ids, roots = [], [], set()
-    for path in inputs:
-        loaded = tf.saved_model.load(resolve_version_dir(path))
+    for path in [v for i in inputs for v in index_versions(i)]:
+        loaded = tf.saved_model.load(path)
         embeddings.append(loaded.embeddings.numpy())
         ids.append(loaded.ids.numpy())
         roots.add(loaded.gallery_root.numpy().decode("utf-8"))

@@ -5,18 +5,17 @@ import os
 
 import tensorflow as tf
 
-from common.export import resolve_version_dir
-
-
-def load_index(index):
-    return tf.saved_model.load(resolve_version_dir(index))
+from common.serving.topk import merge_top_k
 
 
 def search(index, query=None, image=None, k=5):
     """Top-k `(id, score)` pairs and the gallery root, for a text or image
     query. `index` is one index folder or a list of them (the shards of a
-    gallery indexed with `--shard i/N`): each answers its own top-k and the
-    answers are merged by score, which gives the same top-k as one index."""
+    gallery indexed with `--shard i/N`), or a sharded index folder
+    (`--max-shard-images`): each index answers its own top-k and the answers
+    are merged by score, which gives the same top-k as one index."""
+    from retrieval.index import index_versions
+
     if (query is None) == (image is None):
         raise ValueError("Give exactly one of a text query or --image PATH.")
     indexes = [index] if isinstance(index, str | os.PathLike) else list(index)
@@ -25,8 +24,12 @@ def search(index, query=None, image=None, k=5):
             raise FileNotFoundError(f"Query image not found: {image!r}.")
         with open(image, "rb") as f:
             image_bytes = f.read()
-    results, roots, total = [], set(), 0
-    loaded_all = [load_index(path) for path in indexes]
+    answers, roots, total = [], set(), 0
+    loaded_all = [
+        tf.saved_model.load(version)
+        for path in indexes
+        for version in index_versions(path)
+    ]
     for loaded in loaded_all:
         total += int(loaded.gallery_info()["size"])
     if not 1 <= k <= total:
@@ -46,13 +49,12 @@ def search(index, query=None, image=None, k=5):
             out = loaded.signatures["search_by_text"](text=tf.constant([query]), k=want)
         ids = [i.decode("utf-8") for i in out["ids"].numpy()[0]]
         scores = [float(s) for s in out["scores"].numpy()[0]]
-        results.extend(zip(ids, scores, strict=True))
+        answers.append(list(zip(ids, scores, strict=True)))
     if len(roots) != 1:
         raise ValueError(
             f"The indexes cover different gallery folders: {sorted(roots)}"
         )
-    results.sort(key=lambda pair: -pair[1])
-    return results[:k], roots.pop()
+    return merge_top_k(answers, k), roots.pop()
 
 
 def write_html(path, query, results, gallery_root):

@@ -19,10 +19,10 @@ import sys
 import numpy as np
 
 
-def make_client(args, default_model):
+def make_client(args, default_model, model=None):
     from common.serving import GrpcClient, RestClient
 
-    model = args.model or default_model
+    model = model or args.model or default_model
     if args.grpc:
         return GrpcClient(
             args.grpc, model, args.version, args.label, timeout=args.timeout
@@ -47,7 +47,6 @@ def embed_text(args):
 def search(args):
     if (args.query is None) == (args.image is None):
         raise SystemExit("Give exactly one of a text query or --image PATH.")
-    client = make_client(args, "retrieval_index")
     if args.image:
         if not os.path.isfile(args.image):
             raise SystemExit(f"Query image not found: {args.image!r}.")
@@ -56,10 +55,19 @@ def search(args):
     else:
         inputs, signature = {"text": [args.query]}, "search_by_text"
     inputs["k"] = [args.k]
-    out = client.predict(inputs, signature_name=signature)
-    ids = [i.decode() if isinstance(i, bytes) else str(i) for i in out["ids"][0]]
-    results = list(zip(ids, (float(s) for s in out["scores"][0]), strict=True))
-    results = results[: args.k]
+    from common.serving.topk import merge_top_k
+
+    # Several models: the shards of one gallery (`retrieval index
+    # --max-shard-images` or `--shard i/N`), each answering its own top-k.
+    answers = []
+    for model in args.model or ["retrieval_index"]:
+        client = make_client(args, "retrieval_index", model)
+        out = client.predict(inputs, signature_name=signature)
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in out["ids"][0]]
+        answers.append(
+            list(zip(ids, (float(s) for s in out["scores"][0]), strict=True))
+        )
+    results = merge_top_k(answers, args.k)
     if args.json:
         print(json.dumps([{"id": i, "score": s} for i, s in results]))
     else:
@@ -150,10 +158,18 @@ def main(argv=None):
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def client_options(p):
+    def client_options(p, shards=False):
         p.add_argument("--server", default="http://localhost:8501", help="REST URL")
         p.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC instead")
-        p.add_argument("--model", help="model name (default: the app's)")
+        if shards:
+            p.add_argument(
+                "--model",
+                action="append",
+                help="model name (default retrieval_index); repeat it for the "
+                "shards of one gallery: their top-k are merged",
+            )
+        else:
+            p.add_argument("--model", help="model name (default: the app's)")
         p.add_argument("--version", type=int, help="pin a model version")
         p.add_argument("--label", help="pin a version label, e.g. stable")
         p.add_argument("--timeout", type=float, default=30.0, help="seconds")
@@ -165,7 +181,7 @@ def main(argv=None):
     p.set_defaults(run=embed_text)
 
     p = commands.add_parser("search", help="top-k gallery images for a query")
-    client_options(p)
+    client_options(p, shards=True)
     p.add_argument("query", nargs="?", help="text query")
     p.add_argument("--image", help="query image file instead of text")
     p.add_argument("-k", type=int, default=5)

@@ -6,6 +6,8 @@ Serving does (including errors); an in-process gRPC server implements
 """
 
 import base64
+import contextlib
+import io
 import http.server
 import json
 import threading
@@ -189,6 +191,25 @@ class RestClientTest(TestCase):
         _, path, body = FakeServing.requests[-1]
         self.assertEqual(path, "/v1/models/retrieval_index:predict")
         self.assertEqual(body["inputs"], {"text": ["a red circle"], "k": [2]})
+        # the shards of one gallery: one request per model, top-k merged
+        FakeServing.replies = [
+            (200, {"outputs": {"ids": [["a.jpg", "b.jpg"]], "scores": [[0.9, 0.1]]}}),
+            (200, {"outputs": {"ids": [["c.jpg", "d.jpg"]], "scores": [[0.5, 0.4]]}}),
+        ]
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = serving_main(
+                ["search", "--server", self.url, "-k", "2", "--json", "x"]
+                + ["--model", "gallery_0", "--model", "gallery_1"]
+            )
+        self.assertEqual(code, 0)
+        self.assertEqual(
+            [p for _, p, _ in FakeServing.requests[-2:]],
+            ["/v1/models/gallery_0:predict", "/v1/models/gallery_1:predict"],
+        )
+        self.assertEqual(
+            json.loads(out.getvalue()),
+            [{"id": "a.jpg", "score": 0.9}, {"id": "c.jpg", "score": 0.5}],
+        )
         FakeServing.replies = [(404, {"error": "Servable not found"})]
         self.assertEqual(serving_main(["embed-text", "--server", self.url, "x"]), 1)
 
