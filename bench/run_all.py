@@ -27,6 +27,7 @@ BENCHMARKS = (
     "serving",
     "search",
     "memory",
+    "index_memory",
     "scaling",
 )
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,6 +1,7 @@
 """A search SavedModel holding a gallery: top-k images for a text or an image."""
 
 import fnmatch
+import gc
 import os
 import re
 
@@ -369,12 +370,17 @@ def build_index(
             ]
             if version is None:
                 version = max(next_version(f) for f in folders)
-            paths = [
-                export_index(encoder, embeddings, ids, root, folder, version, keep)
-                for folder, (embeddings, ids) in zip(
-                    folders, spool.slices(size), strict=True
+            paths = []
+            for folder, (embeddings, ids) in zip(
+                folders, spool.slices(size), strict=True
+            ):
+                paths.append(
+                    export_index(encoder, embeddings, ids, root, folder, version, keep)
                 )
-            ]
+                # a SearchIndex and its traced functions form reference cycles:
+                # collect each shard's before the next one is built
+                del embeddings, ids
+                gc.collect()
     finally:
         spool.close()
     if verbose:
