@@ -49,9 +49,7 @@ def write_encoder(path):
             self.projection = tf.Variable(
                 rng.standard_normal((8 * 8 * 3, DIM)).astype("float32")
             )
-            self.words = tf.Variable(
-                rng.standard_normal((1000, DIM)).astype("float32")
-            )
+            self.words = tf.Variable(rng.standard_normal((1000, DIM)).astype("float32"))
 
         @tf.function(input_signature=[tf.TensorSpec((None,), tf.string)])
         def embed_image(self, image_bytes):
@@ -82,8 +80,7 @@ def write_gallery(folder, size):
     import numpy as np
     from PIL import Image
 
-    from common.data.shards import plan_shards, write_shard
-    from common.data.shards import write_json_atomically
+    from common.data.shards import plan_shards, write_json_atomically, write_shard
     from retrieval.prepare import KIND, METADATA, _example
 
     rng = np.random.default_rng(size)
@@ -112,7 +109,9 @@ def write_gallery(folder, size):
             "settings": {"shard_size": 4096},
             "data": folder,
             "image_root": os.path.join(folder, "images"),
-            "shards": {s: [n for x, n, _ in plan if x == s] for s in ("train", "val", "test")},
+            "shards": {
+                s: [n for x, n, _ in plan if x == s] for s in ("train", "val", "test")
+            },
             "counts": {"train": size, "val": 0, "test": 0},
         },
     )
@@ -181,7 +180,9 @@ def main(argv=None):
                 f"one SavedModel {single[-1]:7.1f} MiB",
                 flush=True,
             )
-    png = os.path.join(os.path.dirname(os.path.abspath(args.output)), "index_memory.png")
+    png = os.path.join(
+        os.path.dirname(os.path.abspath(args.output)), "index_memory.png"
+    )
     os.makedirs(os.path.dirname(png), exist_ok=True)
     plot(
         png,

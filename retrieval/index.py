@@ -385,7 +385,9 @@ def build_index(
         spool.close()
     if verbose:
         part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-        where = paths if isinstance(paths, str) else f"{count} index shards {paths}"
+        where = paths
+        if not isinstance(paths, str):
+            where = f"{count} index shards {output}/shard-*/{version}"
         print(
             f"Indexed {report.kept} images{part} from {images} with {model_dir} "
             f"into {where}"

@@ -7,8 +7,8 @@ Serving does (including errors); an in-process gRPC server implements
 
 import base64
 import contextlib
-import io
 import http.server
+import io
 import json
 import threading
 from concurrent import futures
