@@ -25,7 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
-from common.data.shards import plan_shards, write_json_atomically, write_shard
+from common.data.shards import (
+    check_same_preparation,
+    plan_shards,
+    write_json_atomically,
+    write_shard,
+)
 from common.data.splits import SPLITS
 
 METADATA = "prepare.json"
@@ -102,14 +107,7 @@ def prepare(
         "data": os.path.abspath(data_path),
         "image_root": os.path.abspath(data.root),
     }
-    if os.path.isfile(metadata_path):
-        with open(metadata_path, encoding="utf-8") as f:
-            previous = json.load(f)
-        if any(previous.get(k) != v for k, v in metadata.items() if k != "data"):
-            raise ValueError(
-                f"{output} holds shards prepared from other data or settings "
-                f"({previous.get('settings')}); use a new --output folder."
-            )
+    check_same_preparation(metadata_path, metadata, "data or settings")
     items = {}
     for split in SPLITS:
         paths, captions = data.subset(split)

@@ -1,6 +1,5 @@
 """Training of the retrieval model into a run directory."""
 
-import json
 import os
 import time
 
@@ -11,14 +10,13 @@ from common.encoders import LSTMTextEncoder
 from common.training import (
     RunDirectory,
     WarmupCosineDecay,
-    get_strategy,
-    is_chief,
+    finish_training,
     num_workers,
-    seed_everything,
     standard_callbacks,
+    start_training,
     wait_for_file,
 )
-from common.training.config import load_config, save_config
+from common.training.config import load_config
 from common.training.faults import maybe_kill
 from retrieval.config import RetrievalConfig
 from retrieval.data import PreparedImages, load_retrieval_data, training_dataset
@@ -148,23 +146,17 @@ def train(
     the batch is split over the local devices; each replica's contrastive loss
     uses its own share of the batch as negatives.
     """
-    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs
-    # anything.
-    distribution = get_strategy(strategy)
-    chief = is_chief(distribution)
-    run = RunDirectory(output).create()
-    if os.path.isfile(run.complete):
-        print(f"{run.path} already finished training; nothing to do.")
-        with open(run.complete, encoding="utf-8") as f:
-            return json.load(f)
-    seed_everything(config.training.seed, config.training.deterministic)
-    set_precision(config.training.precision)
-    if chief:
-        config.data.path = resolve_data(config, run, data_path)
-        save_config(config, run.config)
-    else:  # the chief resolves (or generates) the data and says where
-        wait_for_file(run.config)
-        config.data.path = load_config(RetrievalConfig, run.config).data.path
+    # the chief resolves (or generates) the data and says where
+    session = start_training(
+        config,
+        output,
+        strategy,
+        RetrievalConfig,
+        lambda run: resolve_data(config, run, data_path),
+    )
+    if session.finished is not None:
+        return session.finished
+    distribution, chief, run = session.distribution, session.chief, session.run
 
     data = load_retrieval_data(
         config.data.path,
@@ -277,7 +269,4 @@ def train(
         "train_seconds_this_session": time.perf_counter() - start_time,
         "history": history,
     }
-    if chief:
-        with open(run.complete, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-    return summary
+    return finish_training(session, summary)

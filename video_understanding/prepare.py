@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from common.data import SkipReport
-from common.data.shards import plan_shards, write_shard
+from common.data.shards import check_same_preparation, plan_shards, write_shard
 from common.data.video import ClipDecodeError, decode_clip
 from video_understanding.data import SPLITS, load_video_data
 
@@ -145,16 +145,7 @@ def prepare(
         "multi_label": data.multi_label,
         "data": os.path.abspath(data_path),
     }
-    if os.path.isfile(metadata_path):
-        with open(metadata_path, encoding="utf-8") as f:
-            previous = json.load(f)
-        if {k: previous.get(k) for k in metadata if k != "data"} != {
-            k: v for k, v in metadata.items() if k != "data"
-        }:
-            raise ValueError(
-                f"{output} holds shards prepared with other settings or classes "
-                f"({previous.get('settings')}); use a new --output folder."
-            )
+    check_same_preparation(metadata_path, metadata, "settings or classes")
     plan = plan_video_shards(data, shard_size)
     todo = [
         (split, name, clips)

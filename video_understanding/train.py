@@ -15,14 +15,12 @@ from common.metrics import classification_report, plot_confusion_matrix
 from common.training import (
     RunDirectory,
     WarmupCosineDecay,
-    get_strategy,
-    is_chief,
+    finish_training,
     num_workers,
-    seed_everything,
     standard_callbacks,
-    wait_for_file,
+    start_training,
 )
-from common.training.config import load_config, save_config
+from common.training.config import load_config
 from video_understanding.config import VideoConfig
 from video_understanding.demo_data import generate_demo_clips
 from video_understanding.model import VideoUnderstandingModel
@@ -134,24 +132,18 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
     global batch, so the loss and the learning rate mean what they mean on
     one device.
     """
-    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs
-    # anything.
-    distribution = get_strategy(strategy)
-    chief = is_chief(distribution)
-    run = RunDirectory(output).create()
-    if os.path.isfile(run.complete):
-        print(f"{run.path} already finished training; nothing to do.")
-        with open(run.complete, encoding="utf-8") as f:
-            return json.load(f)
-    seed_everything(config.training.seed, config.training.deterministic)
-    keras.config.set_dtype_policy(config.training.precision)
-    if chief:
-        prepared = prepared_folder(config, run, data_path, verbose=bool(verbose))
-        config.data.path = prepared
-        save_config(config, run.config)
-    else:  # the chief prepares the shards and says where
-        wait_for_file(run.config)
-        prepared = load_config(VideoConfig, run.config).data.path
+    # the chief prepares the shards (if needed) and says where
+    session = start_training(
+        config,
+        output,
+        strategy,
+        VideoConfig,
+        lambda run: prepared_folder(config, run, data_path, verbose=bool(verbose)),
+    )
+    if session.finished is not None:
+        return session.finished
+    distribution, chief, run = session.distribution, session.chief, session.run
+    prepared = config.data.path
     metadata = read_metadata(prepared)
     classes, multi_label = metadata["class_names"], metadata["multi_label"]
     if chief:
@@ -208,10 +200,7 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
         "epochs": t.epochs,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
     }
-    if chief:
-        with open(run.complete, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-    return summary
+    return finish_training(session, summary)
 
 
 def load_trained_model(run_dir):

@@ -45,3 +45,20 @@ def write_json_atomically(path, value):
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=2)
     os.replace(tmp, path)
+
+
+def check_same_preparation(metadata_path, metadata, what="settings"):
+    """Refuses to add shards to a folder prepared differently: raises
+    `ValueError` when `metadata_path` exists and differs from `metadata` in
+    any key but `"data"` (the source path may move)."""
+    import json
+
+    if not os.path.isfile(metadata_path):
+        return
+    with open(metadata_path, encoding="utf-8") as f:
+        previous = json.load(f)
+    if any(previous.get(k) != v for k, v in metadata.items() if k != "data"):
+        raise ValueError(
+            f"{os.path.dirname(metadata_path)} holds shards prepared with other "
+            f"{what} ({previous.get('settings')}); use a new --output folder."
+        )

@@ -19,6 +19,8 @@ _LAZY = {
     "RunCheckpointing": "common.training.callbacks",
     "standard_callbacks": "common.training.callbacks",
     "WarmupCosineDecay": "common.training.schedules",
+    "start_training": "common.training.session",
+    "finish_training": "common.training.session",
 }
 
 __all__ = [
@@ -26,11 +28,13 @@ __all__ = [
     "RunCheckpointing",
     "RunDirectory",
     "WarmupCosineDecay",
+    "finish_training",
     "get_strategy",
     "is_chief",
     "num_workers",
     "seed_everything",
     "standard_callbacks",
+    "start_training",
     "wait_for_file",
 ]
 

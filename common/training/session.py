@@ -1,0 +1,67 @@
+"""The start and the end that both applications' `train` share."""
+
+import dataclasses
+import json
+import os
+
+from common.training.distribute import get_strategy, is_chief, wait_for_file
+from common.training.seeding import seed_everything
+
+
+@dataclasses.dataclass
+class TrainingSession:
+    """What `start_training` set up.
+
+    Attributes:
+        distribution: the `tf.distribute.Strategy`.
+        chief: whether this process writes the run's files.
+        run: the `RunDirectory`.
+        finished: the `COMPLETE` summary if the run had already finished
+            (then there is nothing to train), else `None`.
+    """
+
+    distribution: object
+    chief: bool
+    run: object
+    finished: dict | None = None
+
+
+def start_training(config, output, strategy, config_class, resolve_data):
+    """Strategy, run directory, seeds and precision, and the data path.
+
+    The strategy is created first (MultiWorkerMirroredStrategy must exist
+    before TensorFlow runs anything). The chief calls `resolve_data(run)` for
+    the data path (which may generate or prepare data) and saves the config
+    with it; the other workers wait for that config and read the path.
+    """
+    import keras
+
+    from common.training.callbacks import RunDirectory
+    from common.training.config import load_config, save_config
+
+    distribution = get_strategy(strategy)
+    chief = is_chief(distribution)
+    run = RunDirectory(output).create()
+    if os.path.isfile(run.complete):
+        print(f"{run.path} already finished training; nothing to do.")
+        with open(run.complete, encoding="utf-8") as f:
+            return TrainingSession(distribution, chief, run, json.load(f))
+    seed_everything(config.training.seed, config.training.deterministic)
+    keras.config.set_dtype_policy(config.training.precision)
+    if chief:
+        config.data.path = resolve_data(run)
+        save_config(config, run.config)
+    else:
+        wait_for_file(run.config)
+        config.data.path = load_config(config_class, run.config).data.path
+    return TrainingSession(distribution, chief, run)
+
+
+def finish_training(session, summary):
+    """Marks the run complete (the chief writes `COMPLETE`); returns `summary`."""
+    if session.chief:
+        tmp = session.run.complete + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
+        os.replace(tmp, session.run.complete)
+    return summary
