@@ -18,7 +18,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The demos: retrieval (generate data, train, evaluate, export, index, search,
 # explain), then video (generate clips, train, evaluate, export, predict).

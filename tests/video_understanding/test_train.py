@@ -3,7 +3,6 @@ import os
 import sys
 
 from common.testing import TestCase
-from tests.kill_resume import kill_after_first_epoch_then_resume
 from video_understanding.__main__ import main
 
 TINY = [
@@ -20,18 +19,6 @@ TINY = [
 
 
 class VideoTrainEvaluateTest(TestCase):
-    def test_killed_training_resumes_without_repeating_epochs(self):
-        run = os.path.join(self.get_temp_dir(), "runs", "killed")
-        command = [sys.executable, "-m", "video_understanding", "train"]
-        command += ["--output", run, "--verbose", "0"]
-        for override in TINY:
-            if override.startswith("training.epochs="):
-                override = "training.epochs=5"
-            command += ["--set", override]
-        epochs = kill_after_first_epoch_then_resume(self, command, run)
-        self.assertEqual(sorted(set(epochs)), [0, 1, 2, 3, 4])
-        self.assertEqual(len(epochs), len(set(epochs)), f"repeated epochs: {epochs}")
-
     def test_mirrored_strategy(self):
         run = os.path.join(self.get_temp_dir(), "runs", "mirrored")
         args = ["train", "--output", run, "--verbose", "0", "--strategy", "mirrored"]
@@ -78,7 +65,6 @@ class VideoTrainEvaluateTest(TestCase):
 
     def check_export_and_predict(self, run):
         import subprocess
-        import sys
         import textwrap
 
         import numpy as np
