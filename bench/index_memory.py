@@ -80,7 +80,8 @@ def write_gallery(folder, size):
     import numpy as np
     from PIL import Image
 
-    from common.data.shards import plan_shards, write_json_atomically, write_shard
+    from common.data.files import write_json_atomically
+    from common.data.shards import plan_shards, write_shard
     from retrieval.prepare import KIND, METADATA, _example
 
     rng = np.random.default_rng(size)

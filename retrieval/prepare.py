@@ -25,10 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
+from common.data.files import write_atomically, write_json_atomically
 from common.data.shards import (
     check_same_preparation,
     plan_shards,
-    write_json_atomically,
     write_shard,
 )
 from common.data.splits import SPLITS
@@ -136,10 +136,7 @@ def prepare(
             + "\n"
             for path, captions in items[split]
         ]
-        tmp = os.path.join(output, f"{split}.jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-        os.replace(tmp, os.path.join(output, f"{split}.jsonl"))
+        write_atomically(os.path.join(output, f"{split}.jsonl"), "".join(lines))
     metadata["shards"] = {
         split: [name for s, name, _ in plan if s == split] for split in SPLITS
     }

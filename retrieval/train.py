@@ -6,6 +6,7 @@ import time
 import keras
 import tensorflow as tf
 
+from common.data.files import write_atomically
 from common.encoders import LSTMTextEncoder
 from common.training import (
     RunDirectory,
@@ -98,10 +99,8 @@ def load_vocabulary(run):
 
 
 def save_vocabulary(run, vocabulary):
-    tmp = run.file(VOCABULARY_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(f"{token}\n" for token in vocabulary)
-    os.replace(tmp, run.file(VOCABULARY_FILE))
+    text = "".join(f"{token}\n" for token in vocabulary)
+    write_atomically(run.file(VOCABULARY_FILE), text)
 
 
 def load_trained_model(run_dir):

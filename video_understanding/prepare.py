@@ -21,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from common.data import SkipReport
+from common.data.files import write_json_atomically
 from common.data.shards import check_same_preparation, plan_shards, write_shard
 from common.data.video import ClipDecodeError, decode_clip
 from video_understanding.data import SPLITS, load_video_data
@@ -181,14 +182,12 @@ def prepare(
     progress.close()
     for path, reason in problems:
         report.skip(reason.split(": ", 1)[-1].split(" (")[0], path)
-    with open(skipped_path, "w", encoding="utf-8") as f:
-        json.dump(problems, f, indent=2)
+    write_json_atomically(skipped_path, problems)
     metadata["shards"] = {
         split: sorted(n for s, n, _ in plan if s == split) for split in SPLITS
     }
     metadata["skipped"] = len(problems)
-    with open(metadata_path, "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2)
+    write_json_atomically(metadata_path, metadata)
     if verbose:
         print(
             f"Prepared {len(plan)} shards in {output} ({len(plan) - len(todo)} kept "

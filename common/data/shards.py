@@ -37,16 +37,6 @@ def write_shard(shard_path, serialized):
     os.replace(tmp, shard_path)
 
 
-def write_json_atomically(path, value):
-    """`json.dump` to a temporary file renamed over `path`."""
-    import json
-
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
-
-
 def check_same_preparation(metadata_path, metadata, what="settings"):
     """Refuses to add shards to a folder prepared differently: raises
     `ValueError` when `metadata_path` exists and differs from `metadata` in

@@ -7,6 +7,8 @@ import shutil
 
 import keras
 
+from common.data.files import write_json_atomically
+
 
 class RunDirectory:
     """The files of one training run under `runs/<name>/`.
@@ -51,15 +53,6 @@ class RunDirectory:
             f"No trained weights in {self.checkpoints}: has `train` run to the end "
             "of an epoch in this run directory?"
         )
-
-
-def _write_json_atomic(path, value):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _write_csv_atomic(path, rows):
@@ -207,7 +200,7 @@ class RunCheckpointing(keras.callbacks.Callback):
         if self._improved(value):
             self._save_weights(self.run.best_weights)
             self.best = value
-            _write_json_atomic(
+            write_json_atomically(
                 self.best_file,
                 {"monitor": self.monitor, "value": value, "epoch": int(epoch)},
             )
@@ -221,7 +214,7 @@ class RunCheckpointing(keras.callbacks.Callback):
         try:
             self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
             maybe_kill("checkpoint_save", epoch)
-            _write_json_atomic(
+            write_json_atomically(
                 os.path.join(tmp, "state.json"),
                 {"epoch": int(epoch) + 1, "best": self.best, "rows": rows},
             )

@@ -4,6 +4,8 @@ import dataclasses
 import json
 import os
 
+from common.data.files import write_json_atomically
+
 
 def parse_value(text):
     """A CLI value as JSON when it parses (numbers, bools, null, lists), else str."""
@@ -79,10 +81,7 @@ def config_from_dict(cls, data):
 
 def save_config(config, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(config_to_dict(config), f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    write_json_atomically(path, config_to_dict(config), sort_keys=True)
 
 
 def load_config(cls, path):

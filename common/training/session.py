@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 
+from common.data.files import write_json_atomically
 from common.training.distribute import get_strategy, is_chief, wait_for_file
 from common.training.seeding import seed_everything
 
@@ -60,8 +61,5 @@ def start_training(config, output, strategy, config_class, resolve_data):
 def finish_training(session, summary):
     """Marks the run complete (the chief writes `COMPLETE`); returns `summary`."""
     if session.chief:
-        tmp = session.run.complete + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-        os.replace(tmp, session.run.complete)
+        write_json_atomically(session.run.complete, summary)
     return summary
