@@ -79,7 +79,9 @@ def main(argv=None):
             return dataset.map(lambda i, t: {"images": i, "text": t}).repeat()
 
         files = as_inputs(training_dataset(images, captions, size, batch, cache="none"))
-        cached = as_inputs(training_dataset(images, captions, size, batch))
+        cached = as_inputs(
+            training_dataset(images, captions, size, batch, cache="memory")
+        )
         pixels, texts = [], []
         for i, t in training_dataset(images, captions, size, batch, cache="none"):
             pixels.append(i.numpy())

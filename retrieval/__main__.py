@@ -40,7 +40,12 @@ def build_parser():
     p = commands.add_parser("evaluate", help="Recall@K of a trained run")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--data", help="dataset (default: the one it was trained on)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        help="split to evaluate (default: test, or val when the data has no test "
+        "split)",
+    )
     p.add_argument("--rerank-top-k", type=int, help="candidates to re-rank (0: none)")
 
     p = commands.add_parser("export", help="export a TF Serving SavedModel version")

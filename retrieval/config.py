@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from common.data.cache import check_cache_setting
 from common.training.config import apply_overrides
 
 LOSSES = ("contrastive", "triplet")
@@ -19,7 +20,10 @@ class DataConfig:
         test_fraction: test images when the data has no split.
         seed: seed of that split.
         augment: mild random crops in training.
-        cache: `"memory"`, `"none"`, or a file prefix for a disk cache.
+        cache: `"auto"` (decoded images cached in memory when they fit
+            `cache_budget`, else streamed from the files or shards),
+            `"memory"`, `"none"`, or a file prefix for a disk cache.
+        cache_budget: fraction of the available memory the cache may take.
         max_image_pixels: larger images are skipped unread.
         demo_train_images: demo data: training images.
         demo_val_images: demo data: validation images.
@@ -32,7 +36,8 @@ class DataConfig:
     test_fraction: float = 0.1
     seed: int = 0
     augment: bool = True
-    cache: str = "memory"
+    cache: str = "auto"
+    cache_budget: float = 0.25
     max_image_pixels: int = 50_000_000
     demo_train_images: int = 1500
     demo_val_images: int = 100
@@ -140,6 +145,7 @@ class RetrievalConfig:
                 "data.val_fraction and data.test_fraction must be in [0, 1) and sum "
                 f"to < 1; received {d.val_fraction} and {d.test_fraction}."
             )
+        check_cache_setting(d.cache, d.cache_budget)
         if t.loss not in LOSSES:
             raise ValueError(
                 f"training.loss must be one of {LOSSES}; received {t.loss!r}."
@@ -216,7 +222,6 @@ def _flickr(preset):
 def _coco():
     config = RetrievalConfig(preset="coco")
     config.training.epochs = 20
-    config.data.cache = "none"
     return config
 
 

@@ -15,9 +15,12 @@
 6. A folder written by `python -m retrieval prepare` (TFRecord shards; its
    splits are the ones `prepare` made).
 
-Bad records (missing, unreadable, corrupt or oversized images, empty captions,
-non-UTF-8 lines, paths escaping the data root) are skipped, counted and
-reported once; a dataset where nothing is usable is an error that says why.
+Image references may be absolute or use `..`, and symbolic links (a linked
+image folder, linked files) are followed: the data is the user's. Bad records
+(missing, empty, broken-link, unreadable, corrupt or oversized images, image
+types TensorFlow cannot decode, link loops, empty captions, non-UTF-8 lines)
+are skipped, counted and reported once; a dataset where nothing is usable is
+an error that says why.
 """
 
 import collections
@@ -33,10 +36,12 @@ import tensorflow as tf
 from PIL import Image
 
 from common.data import SkipReport, decode_and_resize
-from common.data.files import resolve_inside
+from common.data.files import file_problem, resolve_reference
 from common.data.splits import SPLIT_ALIASES, SPLITS, assign_splits
 
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+# What `tf.io.decode_image` reads (Pillow names); others (TIFF, ...) are skipped.
+DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
 
 
 @dataclasses.dataclass
@@ -331,13 +336,15 @@ def read_entries(path, report):
 
 
 def check_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
-    """None if `path` is a decodable image within `max_pixels`, else the reason."""
-    if not os.path.isfile(path):
-        return "missing image"
-    if os.path.getsize(path) == 0:
-        return "empty image file"
+    """None if `path` is an image TensorFlow decodes, within `max_pixels`,
+    else the reason."""
+    problem = file_problem(path, "image")
+    if problem is not None:
+        return problem
     try:
         with Image.open(path) as image:
+            if image.format not in DECODABLE_FORMATS:
+                return f"unsupported image type ({image.format})"
             width, height = image.size
             if width * height > max_pixels:
                 return f"image over {max_pixels} pixels"
@@ -351,6 +358,12 @@ def check_image(path, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     except Exception:
         return "unreadable or corrupt image"
     return None
+
+
+def _shown(path, root):
+    """`path` relative to `root` when inside it, else absolute (for reports)."""
+    relative = os.path.relpath(path, root)
+    return path if relative.startswith("..") else relative
 
 
 def _clean_caption(caption):
@@ -393,10 +406,7 @@ def load_retrieval_data(
         if not isinstance(reference, str) or not reference.strip():
             report.skip("record without image", repr(reference))
             continue
-        image_path = resolve_inside(image_dir, reference.strip())
-        if image_path is None:
-            report.skip("path escapes the data root", reference)
-            continue
+        image_path = resolve_reference(image_dir, reference.strip())
         caption = _clean_caption(caption)
         if caption is None:
             report.skip("empty caption", reference)
@@ -422,7 +432,7 @@ def load_retrieval_data(
         record = by_image[image_path]
         if problem is not None:
             for _ in record["captions"]:
-                report.skip(problem, os.path.relpath(image_path, image_dir))
+                report.skip(problem, _shown(image_path, image_dir))
             continue
         images.append(image_path)
         captions.append(record["captions"])
@@ -545,7 +555,7 @@ def training_dataset(
     image_size,
     batch_size,
     augment=False,
-    cache="memory",
+    cache="none",
     seed=0,
     drop_remainder=True,
     shuffle_buffer=2048,

@@ -30,8 +30,12 @@ def format_table(metrics):
     return "\n".join(lines)
 
 
-def evaluate(run_dir, data_path=None, split="test", rerank_top_k=None, verbose=True):
-    """Evaluates a run on a split; writes and returns `metrics.json`'s dict."""
+def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=True):
+    """Evaluates a run on a split; writes and returns `metrics.json`'s dict.
+
+    `split=None` takes the test split, or the validation split when the data
+    has no test images (COCO's official caption files, for one), and says so.
+    """
     run = RunDirectory(run_dir)
     config, model = load_trained_model(run_dir)
     data = load_retrieval_data(
@@ -42,6 +46,10 @@ def evaluate(run_dir, data_path=None, split="test", rerank_top_k=None, verbose=T
         max_image_pixels=config.data.max_image_pixels,
         verbose=verbose,
     )
+    if split is None:
+        split = "test" if data.counts()["test"] else "val"
+        if split == "val" and verbose:
+            print("No test split in the data: evaluating on the validation split.")
     images, captions = data.subset(split)
     if not images:
         raise ValueError(f"The {split!r} split of {data.root} has no images.")

@@ -10,13 +10,14 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from common.data import SkipReport
+from common.data.files import walk_files
 from common.export import export_versioned, resolve_version_dir
 from common.export.versioned import list_versions, next_version
 from common.serving.checks import ensure_batch, ensure_same_batch
 from common.serving.warmup import sample_jpeg, write_warmup_requests
 from retrieval.data import check_image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 class SearchIndex(tf.Module):
@@ -100,17 +101,24 @@ class SearchIndex(tf.Module):
         }
 
 
-def list_gallery(images_dir, pattern="*"):
-    """Image files under `images_dir` whose name matches the glob `pattern`."""
+def list_gallery(images_dir, pattern="*", report=None):
+    """Image files under `images_dir` (linked folders followed) whose name
+    matches the glob `pattern`; other matching files are counted in `report`
+    by type, and link loops by name."""
     if not os.path.isdir(images_dir):
         raise FileNotFoundError(f"Gallery folder not found: {images_dir!r}.")
+    report = report if report is not None else SkipReport(images_dir)
     files = []
-    for folder, _, names in os.walk(images_dir):
-        for name in names:
-            if name.lower().endswith(IMAGE_EXTENSIONS) and fnmatch.fnmatch(
-                name, pattern
-            ):
-                files.append(os.path.join(folder, name))
+    on_loop = lambda path: report.skip("symbolic link loop", path)  # noqa: E731
+    for path in walk_files(images_dir, on_loop=on_loop):
+        name = os.path.basename(path)
+        if not fnmatch.fnmatch(name, pattern):
+            continue
+        if name.lower().endswith(IMAGE_EXTENSIONS):
+            files.append(path)
+        else:
+            extension = os.path.splitext(name)[1].lower() or "no extension"
+            report.skip(f"not a readable image type ({extension})", path)
     return sorted(files)
 
 
@@ -345,7 +353,7 @@ def build_index(
         batches = _prepared_batches(images, pattern, shard, batch_size)
     else:
         root = os.path.abspath(images)
-        files = list_gallery(images, pattern)
+        files = list_gallery(images, pattern, report)
         if shard is not None:
             files = files[shard[0] :: shard[1]]
         if not files:

@@ -6,6 +6,7 @@ import time
 import keras
 import tensorflow as tf
 
+from common.data.cache import choose_cache
 from common.data.files import write_atomically
 from common.encoders import LSTMTextEncoder
 from common.training import (
@@ -183,13 +184,21 @@ def train(
     with distribution.scope():
         model = build_model(config, vocabulary=load_vocabulary(run))
 
+    cache, message = choose_cache(
+        config.data.cache,
+        len(train_images) * config.data.image_size**2 * 3,
+        config.data.cache_budget,
+        f"train images ({len(train_images)})",
+    )
+    if verbose:
+        print(f"Cache: {message}")
     dataset = training_dataset(
         train_images,
         train_captions,
         config.data.image_size,
         t.batch_size,
         augment=config.data.augment,
-        cache=config.data.cache,
+        cache=cache,
         seed=t.seed,
     )
     steps = len(train_images) // t.batch_size

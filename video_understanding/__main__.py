@@ -36,7 +36,11 @@ def build_parser():
     p.add_argument("--frame-size", type=int, default=112)
     p.add_argument("--sample-rate", type=int, default=16000)
     p.add_argument(
-        "--clip-seconds", type=float, help="window length (default: whole clip)"
+        "--clip-seconds",
+        type=float,
+        default=10.0,
+        help="window in seconds: longer clips are cropped to it, shorter ones "
+        "padded with silence (default: 10)",
     )
     p.add_argument("--shard-size", type=int, default=64, help="clips per shard")
     p.add_argument("--workers", type=int, help="decoding processes (default: CPUs)")
@@ -65,7 +69,12 @@ def build_parser():
 
     p = commands.add_parser("evaluate", help="accuracy, F1 and a confusion matrix")
     p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        help="split to evaluate (default: test, or val when the data has no test "
+        "split)",
+    )
 
     p = commands.add_parser("export", help="export a TF Serving SavedModel version")
     p.add_argument("--run", required=True, help="run directory")

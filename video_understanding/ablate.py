@@ -5,8 +5,7 @@ import os
 import time
 
 from common.training.config import apply_overrides
-from video_understanding.config import get_config
-from video_understanding.model import FUSIONS
+from video_understanding.config import FUSIONS, get_config
 from video_understanding.train import evaluate, train
 
 VARIANTS = [(f, "video,audio") for f in FUSIONS] + [

@@ -2,10 +2,25 @@
 
 import dataclasses
 
+from common.data.cache import check_cache_setting
 from common.training.config import apply_overrides
-from video_understanding.model import FUSIONS
 
+FUSIONS = ("cross_attention", "early", "late", "self_attention", "graph")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def check_clip_seconds(clip_seconds):
+    """Raises `ValueError` unless `clip_seconds` is a positive number."""
+    if (
+        isinstance(clip_seconds, bool)
+        or not isinstance(clip_seconds, int | float)
+        or not clip_seconds > 0
+    ):
+        raise ValueError(
+            "clip_seconds must be a positive number of seconds (every clip is "
+            "cropped to it, or padded with silence, so that clips of any length "
+            f"batch together); received {clip_seconds!r}."
+        )
 
 
 @dataclasses.dataclass
@@ -18,8 +33,14 @@ class DataConfig:
         num_frames: frames sampled per clip.
         frame_size: side of the square frames.
         sample_rate: audio rate in Hz.
-        clip_seconds: decoded window (`None`: whole clip).
+        clip_seconds: decoded window in seconds: longer clips are cropped to
+            it (centred), shorter ones padded with silence, so every clip has
+            `num_frames` frames and `clip_seconds * sample_rate` samples.
         shard_size: clips per prepared shard.
+        cache: `"auto"` (decoded clips cached in memory when they fit
+            `cache_budget`, else streamed), `"memory"`, `"none"`, or a file
+            prefix for a disk cache.
+        cache_budget: fraction of the available memory the cache may take.
         seed: split seed when the data has none.
         val_fraction: validation clips when split here.
         test_fraction: test clips when split here.
@@ -30,8 +51,10 @@ class DataConfig:
     num_frames: int = 8
     frame_size: int = 112
     sample_rate: int = 16000
-    clip_seconds: float | None = None
+    clip_seconds: float = 10.0
     shard_size: int = 64
+    cache: str = "auto"
+    cache_budget: float = 0.25
     seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -147,6 +170,8 @@ class VideoConfig:
                 raise ValueError(
                     f"{name} must be a positive integer; received {value!r}."
                 )
+        check_clip_seconds(self.data.clip_seconds)
+        check_cache_setting(self.data.cache, self.data.cache_budget)
         if self.data.frame_size < 32:
             raise ValueError(
                 "data.frame_size must be >= 32 for VGG16; received "
@@ -158,7 +183,7 @@ class VideoConfig:
 def _demo():
     return VideoConfig(
         preset="demo",
-        data=DataConfig(num_frames=8, frame_size=32, clip_seconds=None),
+        data=DataConfig(num_frames=8, frame_size=32, clip_seconds=1.0),
         model=ModelConfig(
             hidden_dim=64,
             num_heads=2,
@@ -179,7 +204,10 @@ def _demo():
 
 
 def _ucf101():
-    return VideoConfig(preset="ucf101")
+    # UCF101 clips run 1-30 s (7 s on average): an 8 s window keeps most whole.
+    config = VideoConfig(preset="ucf101")
+    config.data.clip_seconds = 8.0
+    return config
 
 
 def _kinetics():

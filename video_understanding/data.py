@@ -8,9 +8,12 @@
    `trainlist0N.txt` and `testlist0N.txt` (`split_index` picks N);
 3. a folder per class: `ROOT/<class>/<clip>.mp4|avi|mkv|webm|mov`.
 
-Missing or empty files, paths escaping the root, empty labels and test/val
-labels never seen in training are skipped, counted and reported once;
-decoding problems are found (and reported) when clips are decoded.
+Manifest paths may be absolute or use `..`, and symbolic links (a linked
+class folder, linked clip files) are followed: the data is the user's. Missing,
+empty or broken-link files, link loops, files of a type that is not a video,
+empty labels and test/val labels never seen in training are skipped, counted
+and reported once; decoding problems are found (and reported) when clips are
+decoded.
 """
 
 import collections
@@ -21,7 +24,7 @@ import os
 import numpy as np
 
 from common.data import SkipReport
-from common.data.files import resolve_inside
+from common.data.files import file_problem, resolve_reference, walk_files
 from common.data.splits import SPLIT_ALIASES, SPLITS, assign_splits
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
@@ -117,11 +120,21 @@ def _read_folders(root, report):
     entries = []
     for label in sorted(os.listdir(root)):
         folder = os.path.join(root, label)
-        if not os.path.isdir(folder) or label.startswith("."):
+        if label.startswith("."):
             continue
-        for name in sorted(os.listdir(folder)):
-            if name.lower().endswith(VIDEO_EXTENSIONS):
-                entries.append((f"{label}/{name}", [label], None))
+        if not os.path.isdir(folder):
+            if file_problem(folder) == "symbolic link loop":
+                report.skip("symbolic link loop", folder)
+            continue
+        for path in walk_files(
+            folder, on_loop=lambda p: report.skip("symbolic link loop", p)
+        ):
+            reference = os.path.relpath(path, root)
+            if path.lower().endswith(VIDEO_EXTENSIONS):
+                entries.append((reference, [label], None))
+            else:
+                extension = os.path.splitext(path)[1].lower() or "no extension"
+                report.skip(f"not a video file type ({extension})", reference)
     return root, entries
 
 
@@ -154,18 +167,13 @@ def load_video_data(
     seen = set()
     paths, labels, splits = [], [], []
     for reference, clip_labels, split in entries:
-        clip_path = resolve_inside(root, reference)
-        if clip_path is None:
-            report.skip("path escapes the data root", reference)
-            continue
+        clip_path = resolve_reference(root, reference)
         if not clip_labels:
             report.skip("clip without a label", reference)
             continue
-        if not os.path.isfile(clip_path):
-            report.skip("missing clip", reference)
-            continue
-        if os.path.getsize(clip_path) == 0:
-            report.skip("empty clip file", reference)
+        problem = file_problem(clip_path, "clip")
+        if problem is not None:
+            report.skip(problem, reference)
             continue
         if clip_path in seen:
             report.skip("duplicate row", reference)

@@ -12,8 +12,8 @@ from common.layers import (
     SelfAttentionBlock,
 )
 from common.training.prebuilt import PrebuiltModel
+from video_understanding.config import FUSIONS
 
-FUSIONS = ("cross_attention", "early", "late", "self_attention", "graph")
 MODALITIES = (("video", "audio"), ("video",), ("audio",))
 
 

@@ -4,10 +4,16 @@
 clips are decoded in parallel worker processes (which do not import
 TensorFlow) and each shard is written by the main process, first as a hidden
 temporary file renamed when complete, so a rerun keeps the finished shards and
-writes only the missing ones. `output/prepare.json` records the settings and class
-names (a rerun with
-other settings is refused); `output/skipped.json` lists clips that failed to
-decode. `prepared_dataset(output, split)` reads them back with tf.data.
+writes only the missing ones. Every clip is decoded to the same shapes: a
+window of `clip_seconds` (a shorter clip's sound is padded with silence), so
+clips of any length batch together. Each split's clips are shuffled (with the
+split seed) before they are cut into shards, so a shard mixes classes.
+
+`output/prepare.json` records the settings, class names, the clips of each
+shard and how many have no sound (a rerun with other settings is refused);
+`output/skipped.json` lists every clip left out, once, with its reason,
+whether the loader refused it (missing, empty, not a video) or it failed to
+decode. `prepared_dataset(output, split)` reads the shards back with tf.data.
 """
 
 import io
@@ -24,10 +30,12 @@ from common.data import SkipReport
 from common.data.files import write_json_atomically
 from common.data.shards import check_same_preparation, plan_shards, write_shard
 from common.data.video import ClipDecodeError, decode_clip
+from video_understanding.config import check_clip_seconds
 from video_understanding.data import SPLITS, load_video_data
 
 METADATA = "prepare.json"
 SKIPPED = "skipped.json"
+KIND = "video_understanding"
 
 
 def _jpeg(frame):
@@ -66,6 +74,7 @@ def decode_for_shard(clips, settings):
                 "audio": np.round(clip.audio * 32767.0).astype("<i2").tobytes(),
                 "labels": list(targets),
                 "audio_present": int(clip.audio_present),
+                "audio_samples": int(clip.audio_samples),
                 "path": path,
                 "duration": clip.duration,
             }
@@ -87,6 +96,7 @@ def _example(record):
         "audio": byte_strings([record["audio"]]),
         "labels": int64s(record["labels"]),
         "audio_present": int64s([record["audio_present"]]),
+        "audio_samples": int64s([record["audio_samples"]]),
         "path": byte_strings([record["path"].encode()]),
         "duration": tf.train.Feature(
             float_list=tf.train.FloatList(value=[record["duration"]])
@@ -95,16 +105,34 @@ def _example(record):
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
-def plan_video_shards(data, shard_size):
-    """`[(split, shard file name, [(path, label indices)])]` for every split."""
+def plan_video_shards(data, shard_size, seed=0):
+    """`[(split, shard file name, [(path, label indices)])]` for every split,
+    each split's clips in an order shuffled with `seed`."""
     index = {name: i for i, name in enumerate(data.class_names)}
     items = {}
     for split in SPLITS:
         paths, labels = data.subset(split)
-        items[split] = [
-            (p, [index[n] for n in ls]) for p, ls in zip(paths, labels, strict=True)
-        ]
+        order = np.random.default_rng(seed).permutation(len(paths))
+        items[split] = [(paths[i], [index[n] for n in labels[i]]) for i in order]
     return plan_shards(items, shard_size)
+
+
+def _shard_stats(path, records):
+    """`{"clips": N, "without_audio": M}` of a shard, from its records or, for
+    a shard kept from an interrupted run, by reading it."""
+    if records is not None:
+        return {
+            "clips": len(records),
+            "without_audio": sum(1 for r in records if not r["audio_present"]),
+        }
+    import tensorflow as tf
+
+    clips = without = 0
+    for raw in tf.data.TFRecordDataset(path):
+        example = tf.train.Example.FromString(raw.numpy())
+        clips += 1
+        without += 1 - example.features.feature["audio_present"].int64_list.value[0]
+    return {"clips": clips, "without_audio": without}
 
 
 def prepare(
@@ -113,7 +141,7 @@ def prepare(
     num_frames=8,
     frame_size=112,
     sample_rate=16000,
-    clip_seconds=None,
+    clip_seconds=10.0,
     shard_size=64,
     workers=None,
     max_duration=3600.0,
@@ -123,6 +151,7 @@ def prepare(
     verbose=True,
 ):
     """Writes the shards (keeping complete ones); returns the metadata dict."""
+    check_clip_seconds(clip_seconds)
     data = load_video_data(
         data_path,
         seed=seed,
@@ -134,32 +163,47 @@ def prepare(
         "num_frames": int(num_frames),
         "frame_size": int(frame_size),
         "sample_rate": int(sample_rate),
-        "clip_seconds": clip_seconds,
+        "clip_seconds": float(clip_seconds),
+        "num_samples": int(round(clip_seconds * sample_rate)),
         "max_duration": max_duration,
         "shard_size": int(shard_size),
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "test_fraction": float(test_fraction),
     }
     os.makedirs(output, exist_ok=True)
     metadata_path = os.path.join(output, METADATA)
     metadata = {
+        "kind": KIND,
         "settings": settings,
         "class_names": data.class_names,
         "multi_label": data.multi_label,
         "data": os.path.abspath(data_path),
     }
     check_same_preparation(metadata_path, metadata, "settings or classes")
-    plan = plan_video_shards(data, shard_size)
+    plan = plan_video_shards(data, shard_size, seed)
     todo = [
         (split, name, clips)
         for split, name, clips in plan
         if not os.path.isfile(os.path.join(output, name))
     ]
-    report = SkipReport(data_path)
+    # Decoding problems of shards kept from an earlier run are in its list.
     skipped_path = os.path.join(output, SKIPPED)
-    earlier = []
+    earlier = {}
     if os.path.isfile(skipped_path):
         with open(skipped_path, encoding="utf-8") as f:
-            earlier = json.load(f)
-    problems = list(earlier)
+            earlier = {path: reason for path, reason in json.load(f)}
+    written = {name for _, name, _ in todo}
+    kept = {path for _, name, clips in plan if name not in written for path, _ in clips}
+    problems = {p: r for p, r in earlier.items() if p in kept}
+    # What the loader refused is listed anew each run.
+    for path, reason in data.report.entries:
+        problems[path] = reason
+    previous = {}
+    if os.path.isfile(metadata_path):
+        with open(metadata_path, encoding="utf-8") as f:
+            previous = json.load(f).get("records", {})
+    stats = {}
     workers = workers or min(len(todo), os.cpu_count() or 1) or 1
     progress = tqdm(
         total=len(todo), desc="Preparing shards", unit="shard", disable=not verbose
@@ -177,39 +221,112 @@ def prepare(
                     os.path.join(output, futures[future]),
                     (_example(record).SerializeToString() for record in records),
                 )
-                problems.extend(shard_problems)
+                stats[futures[future]] = _shard_stats(None, records)
+                problems.update(dict(shard_problems))
                 progress.update(1)
     progress.close()
-    for path, reason in problems:
+    for _, name, _ in plan:
+        if name not in stats:
+            stats[name] = previous.get(name) or _shard_stats(
+                os.path.join(output, name), None
+            )
+    report = SkipReport(data_path)
+    for path, reason in problems.items():
         report.skip(reason.split(": ", 1)[-1].split(" (")[0], path)
-    write_json_atomically(skipped_path, problems)
+    write_json_atomically(skipped_path, sorted(problems.items()))
     metadata["shards"] = {
         split: sorted(n for s, n, _ in plan if s == split) for split in SPLITS
     }
+    metadata["records"] = {name: stats[name] for _, name, _ in plan}
+    metadata["counts"] = {
+        split: sum(stats[n]["clips"] for n in metadata["shards"][split])
+        for split in SPLITS
+    }
+    metadata["without_audio"] = sum(s["without_audio"] for s in stats.values())
     metadata["skipped"] = len(problems)
+    report.kept = sum(metadata["counts"].values())
     write_json_atomically(metadata_path, metadata)
     if verbose:
+        counts = metadata["counts"]
         print(
             f"Prepared {len(plan)} shards in {output} ({len(plan) - len(todo)} kept "
-            f"from before); skipped clips: {len(problems)}"
+            f"from before): train {counts['train']}, val {counts['val']}, test "
+            f"{counts['test']} clips ({metadata['without_audio']} without sound, "
+            "given silence); skipped clips: "
+            f"{len(problems)}"
         )
         if problems:
             print("Skipped: " + report.summary())
     return metadata
 
 
-def prepared_dataset(output, split, batch_size=None):
-    """`({"frames": uint8 [T, S, S, 3], "audio": float32 [N], "audio_present":
-    bool}, labels int64 [k])` examples from the shards of `split`."""
+def read_metadata(folder):
+    """The `prepare.json` of a prepared video folder; `ValueError` naming the
+    folder when it was written by another application."""
+    with open(os.path.join(folder, METADATA), encoding="utf-8") as f:
+        metadata = json.load(f)
+    kind = metadata.get("kind", KIND)
+    if kind != KIND:
+        raise ValueError(
+            f"{folder} holds data prepared by `{kind}`, not by video_understanding "
+            "prepare."
+        )
+    return metadata
+
+
+def is_prepared(folder):
+    return os.path.isfile(os.path.join(folder, METADATA))
+
+
+def split_size(folder, split, metadata=None):
+    """How many clips the prepared `split` holds."""
+    metadata = metadata or read_metadata(folder)
+    if "counts" in metadata:
+        return metadata["counts"][split]
     import tensorflow as tf
 
-    with open(os.path.join(output, METADATA), encoding="utf-8") as f:
-        metadata = json.load(f)
-    settings = metadata["settings"]
+    files = [os.path.join(folder, n) for n in metadata["shards"][split]]
+    return sum(1 for _ in tf.data.TFRecordDataset(files)) if files else 0
+
+
+def prepared_records(output, split, shuffle_seed=None, metadata=None):
+    """The serialized records of `split`, in shard order; with `shuffle_seed`
+    from shards in an order shuffled each epoch, read four at a time (a
+    file-level source, so `tf.distribute` can give each worker its own
+    files)."""
+    import tensorflow as tf
+
+    metadata = metadata or read_metadata(output)
     files = [os.path.join(output, n) for n in metadata["shards"][split]]
     if not files:
         raise ValueError(f"No {split!r} shards in {output}.")
+    if shuffle_seed is None:
+        return tf.data.TFRecordDataset(files)
+    dataset = tf.data.Dataset.from_tensor_slices(files).shuffle(
+        len(files), seed=shuffle_seed, reshuffle_each_iteration=True
+    )
+    return dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 4),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def record_parser(settings):
+    """A function: serialized record -> `({"frames": uint8 [T, S, S, 3],
+    "audio": float32 [num_samples], "audio_present": bool}, labels int64 [k])`.
+
+    The audio is cropped or padded with silence to the prepared window, so
+    folders prepared without a fixed one still batch.
+    """
+    import tensorflow as tf
+
     size, frames = settings["frame_size"], settings["num_frames"]
+    clip_seconds = settings.get("clip_seconds")
+    num_samples = settings.get("num_samples") or (
+        int(round(clip_seconds * settings["sample_rate"])) if clip_seconds else None
+    )
     spec = {
         "frames": tf.io.FixedLenFeature([frames], tf.string),
         "audio": tf.io.FixedLenFeature([], tf.string),
@@ -226,6 +343,10 @@ def prepared_dataset(output, split, batch_size=None):
         )
         pcm = tf.io.decode_raw(example["audio"], tf.int16)
         audio = tf.cast(pcm, tf.float32) / 32767.0
+        if num_samples is not None:
+            audio = audio[:num_samples]
+            audio = tf.pad(audio, [[0, num_samples - tf.shape(audio)[0]]])
+            audio = tf.ensure_shape(audio, (num_samples,))
         inputs = {
             "frames": images,
             "audio": audio,
@@ -233,10 +354,18 @@ def prepared_dataset(output, split, batch_size=None):
         }
         return inputs, tf.sparse.to_dense(example["labels"])
 
-    dataset = tf.data.Dataset.from_tensor_slices(files).interleave(
-        tf.data.TFRecordDataset, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    return parse
+
+
+def prepared_dataset(output, split, batch_size=None):
+    """`({"frames": uint8 [T, S, S, 3], "audio": float32 [N], "audio_present":
+    bool}, labels int64 [k])` examples from the shards of `split`, in order."""
+    import tensorflow as tf
+
+    metadata = read_metadata(output)
+    dataset = prepared_records(output, split, metadata=metadata).map(
+        record_parser(metadata["settings"]), num_parallel_calls=tf.data.AUTOTUNE
     )
-    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     if batch_size:
         dataset = dataset.padded_batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)

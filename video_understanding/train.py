@@ -24,13 +24,21 @@ from common.training.config import load_config
 from video_understanding.config import VideoConfig
 from video_understanding.demo_data import generate_demo_clips
 from video_understanding.model import VideoUnderstandingModel
-from video_understanding.prepare import METADATA, prepare, prepared_dataset
+from video_understanding.prepare import (
+    is_prepared,
+    prepare,
+    prepared_records,
+    read_metadata,
+    record_parser,
+    split_size,
+)
 
 
 def prepared_folder(config, run, data_path=None, verbose=True):
     """The prepared shards for this run (preparing them when needed)."""
     path = data_path or config.data.path
-    if path and os.path.isfile(os.path.join(path, METADATA)):
+    if path and is_prepared(path):
+        adopt_decoding(config, read_metadata(path), verbose)
         return os.path.abspath(path)
     if path is None:
         if config.preset != "demo":
@@ -60,14 +68,62 @@ def prepared_folder(config, run, data_path=None, verbose=True):
     return output
 
 
-def read_metadata(prepared):
-    with open(os.path.join(prepared, METADATA), encoding="utf-8") as f:
-        return json.load(f)
+DECODING_KEYS = ("num_frames", "frame_size", "sample_rate", "clip_seconds")
 
 
-def make_dataset(prepared, split, batch_size, num_classes, multi_label, shuffle):
-    """Batches of `(inputs, targets)` from prepared shards."""
+def adopt_decoding(config, metadata, verbose=True):
+    """Sets `config.data`'s decoding (frames, size, rate, window) to the one
+    the prepared folder was made with, which the model must match."""
+    settings = metadata["settings"]
+    changed = []
+    for key in DECODING_KEYS:
+        value = settings.get(key)
+        if value is not None and getattr(config.data, key) != value:
+            changed.append(f"data.{key}={value} (config: {getattr(config.data, key)})")
+            setattr(config.data, key, value)
+    if changed and verbose:
+        print("Decoding as the prepared data was: " + ", ".join(changed))
+    return config
+
+
+def clip_bytes(settings):
+    """Decoded size of one prepared clip: frames (uint8) and audio (float32)."""
+    frames = settings["num_frames"] * settings["frame_size"] ** 2 * 3
+    samples = settings.get("num_samples") or int(
+        round((settings.get("clip_seconds") or 10.0) * settings["sample_rate"])
+    )
+    return frames + 4 * samples
+
+
+def make_dataset(
+    prepared,
+    split,
+    batch_size,
+    num_classes,
+    multi_label,
+    shuffle,
+    cache="none",
+    seed=0,
+    shuffle_buffer=256,
+):
+    """Batches of `(inputs, targets)` from prepared shards.
+
+    `cache` is `"memory"`, `"none"` or a disk-cache file prefix (see
+    `common.data.cache.choose_cache`). Cached data is decoded once and
+    shuffled all together; streamed data is shuffled before decoding (shard
+    order each epoch, then a `shuffle_buffer` of encoded records), so memory
+    does not grow with the dataset.
+    """
     import tensorflow as tf
+
+    metadata = read_metadata(prepared)
+    if not metadata["settings"].get("clip_seconds"):
+        raise ValueError(
+            f"{prepared} was prepared without a fixed clip window, so its clips' "
+            "sound has different lengths and cannot batch: prepare it again "
+            "(`prepare --clip-seconds`, 10 s by default)."
+        )
+    parse = record_parser(metadata["settings"])
 
     def to_targets(inputs, labels):
         if multi_label:
@@ -75,10 +131,60 @@ def make_dataset(prepared, split, batch_size, num_classes, multi_label, shuffle)
             return inputs, hot
         return inputs, labels[0]
 
-    dataset = prepared_dataset(prepared, split).map(to_targets).cache()
-    if shuffle:
-        dataset = dataset.shuffle(4096, seed=0, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    def decode(record):
+        return to_targets(*parse(record))
+
+    cached = cache != "none"
+    records = prepared_records(
+        prepared, split, seed if shuffle and not cached else None, metadata
+    )
+    count = split_size(prepared, split, metadata)
+    if cached:
+        dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.cache() if cache == "memory" else dataset.cache(cache)
+        if shuffle:
+            dataset = dataset.shuffle(
+                max(count, 1), seed=seed, reshuffle_each_iteration=True
+            )
+    else:
+        if shuffle:
+            records = records.shuffle(
+                max(1, min(count, shuffle_buffer)),
+                seed=seed,
+                reshuffle_each_iteration=True,
+            )
+        dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    steps = -(-count // batch_size)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+
+
+def cache_choices(config, metadata, verbose=True):
+    """`(train, val)` cache choices within one memory budget."""
+    from common.data.cache import available_memory, choose_cache
+
+    per_clip = clip_bytes(metadata["settings"])
+    memory = available_memory()
+    choices = []
+    for split in ("train", "val"):
+        count = metadata.get("counts", {}).get(split)
+        if count is None:
+            count = split_size(config.data.path, split, metadata)
+        choice, message = choose_cache(
+            config.data.cache,
+            count * per_clip,
+            config.data.cache_budget,
+            f"{split} clips ({count})",
+            memory=memory,
+        )
+        if choice == "memory":
+            memory -= count * per_clip
+        if choice not in ("memory", "none"):
+            choice = f"{choice}-{split}"
+        if verbose and count:
+            print(f"Cache: {message}")
+        choices.append(choice)
+    return choices
 
 
 def build_model(config, num_classes, multi_label):
@@ -145,31 +251,41 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
     distribution, chief, run = session.distribution, session.chief, session.run
     prepared = config.data.path
     metadata = read_metadata(prepared)
+    adopt_decoding(config, metadata, verbose=False)  # the other workers too
     classes, multi_label = metadata["class_names"], metadata["multi_label"]
     if chief:
         with open(run.file("classes.txt"), "w", encoding="utf-8") as f:
             f.writelines(f"{name}\n" for name in classes)
     t = config.training
+    train_cache, val_cache = cache_choices(config, metadata, verbose=bool(verbose))
     train_data = make_dataset(
-        prepared, "train", t.batch_size, len(classes), multi_label, shuffle=True
+        prepared,
+        "train",
+        t.batch_size,
+        len(classes),
+        multi_label,
+        shuffle=True,
+        cache=train_cache,
+        seed=t.seed,
     )
     has_val = bool(metadata["shards"]["val"])
     val_data = (
         make_dataset(
-            prepared, "val", t.batch_size, len(classes), multi_label, shuffle=False
+            prepared,
+            "val",
+            t.batch_size,
+            len(classes),
+            multi_label,
+            shuffle=False,
+            cache=val_cache,
         )
         if has_val
         else None
     )
     import tensorflow as tf
 
-    # TFRecords have no length: count the batches once (the data is cached),
-    # so Keras knows the epoch size and the schedule its total steps.
-    steps = max(1, sum(1 for _ in train_data))
-    train_data = train_data.apply(tf.data.experimental.assert_cardinality(steps))
-    if val_data is not None:
-        val_steps = sum(1 for _ in val_data)
-        val_data = val_data.apply(tf.data.experimental.assert_cardinality(val_steps))
+    # The epoch size (from the prepared counts), for Keras and the schedule.
+    steps = max(1, int(train_data.cardinality()))
     # Workers split the shards between them when there are enough, else
     # each batch's elements.
     shards = len(metadata["shards"]["train"])
@@ -214,11 +330,19 @@ def load_trained_model(run_dir):
     return config, model, metadata["class_names"], metadata["multi_label"]
 
 
-def evaluate(run_dir, split="test", verbose=True):
+def evaluate(run_dir, split=None, verbose=True):
     """Accuracy, top-5, macro P/R/F1, per-class F1 (mAP for multi-label);
-    writes `metrics.json` and `confusion_matrix.png`."""
+    writes `metrics.json` and `confusion_matrix.png`.
+
+    `split=None` takes the test split, or the validation split when the data
+    has no test clips, and says so.
+    """
     run = RunDirectory(run_dir)
     config, model, classes, multi_label = load_trained_model(run_dir)
+    if split is None:
+        split = "test" if split_size(config.data.path, "test") else "val"
+        if split == "val" and verbose:
+            print("No test split in the data: evaluating on the validation split.")
     dataset = make_dataset(
         config.data.path,
         split,

@@ -1,5 +1,13 @@
-"""Small file helpers."""
+"""File helpers: resolving the user's paths, walking folders, atomic writes.
 
+Data folders and manifests belong to the user: references may be absolute or
+use `..`, and symbolic links (to folders or files) are followed.
+`resolve_inside` is the one place that confines a path to a root; it is for
+names that come from outside (HTTP requests, serving inputs), never for the
+user's own data.
+"""
+
+import errno
 import json
 import os
 
@@ -12,9 +20,18 @@ def read_text(path):
         return f.read()
 
 
+def resolve_reference(root, reference):
+    """The absolute path a manifest's `reference` names: relative references
+    are relative to `root`, absolute ones stay as they are; `..` is allowed and
+    links are left for the file system to follow."""
+    reference = os.path.expanduser(str(reference))
+    return os.path.normpath(os.path.join(os.path.abspath(root), reference))
+
+
 def resolve_inside(root, reference):
     """Absolute path of `reference` under `root`, or None if it escapes root
-    (an absolute path, `..`, or a symbolic link pointing outside)."""
+    (an absolute path, `..`, or a symbolic link pointing outside). For names
+    that come from outside the user's own data."""
     if os.path.isabs(reference):
         return None
     root = os.path.realpath(root)
@@ -22,6 +39,67 @@ def resolve_inside(root, reference):
     if os.path.commonpath([root, path]) != root:
         return None
     return path
+
+
+def file_problem(path, what="file"):
+    """None if `path` is a non-empty regular file (links followed), else the
+    reason: `"missing <what>"`, `"broken symbolic link"`, `"symbolic link
+    loop"`, `"<what> is a folder"`, `"empty <what> file"`, or `"unreadable
+    <what>"`."""
+    try:
+        status = os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if os.path.islink(path):
+            return "broken symbolic link"
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            return f"missing {what}"
+        return f"unreadable {what}"
+    if os.path.isdir(path):
+        return f"{what} is a folder"
+    if status.st_size == 0:
+        return f"empty {what} file"
+    return None
+
+
+def walk_files(root, on_loop=None):
+    """Paths of the files under `root`, sorted, following linked folders.
+
+    A linked folder that leads back to a folder already being walked (a link
+    loop) is not entered; `on_loop(path)` is called with it, if given.
+    """
+    found = []
+    visiting = set()
+
+    def walk(folder):
+        real = os.path.realpath(folder)
+        if real in visiting:
+            if on_loop is not None:
+                on_loop(folder)
+            return
+        visiting.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            if on_loop is not None and file_problem(folder) == "symbolic link loop":
+                on_loop(folder)
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                walk(entry.path)
+            else:
+                found.append(entry.path)
+        visiting.discard(real)
+
+    walk(root)
+    return found
 
 
 def write_atomically(path, text):

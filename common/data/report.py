@@ -20,10 +20,12 @@ class SkipReport:
         self.max_examples = max_examples
         self.counts = collections.Counter()
         self.examples = collections.defaultdict(list)
+        self.entries = []  # every (example, reason), in order
         self.kept = 0
 
     def skip(self, reason, example):
         self.counts[reason] += 1
+        self.entries.append((str(example), reason))
         if len(self.examples[reason]) < self.max_examples:
             self.examples[reason].append(str(example))
 

@@ -1,8 +1,12 @@
 """Decoding video clips with sound through PyAV (FFmpeg).
 
-`decode_clip(path, num_frames, frame_size, sample_rate)` returns frames
-sampled uniformly over a window of the clip (aspect-preserving resize + centre
-crop) and the audio of the same window, mixed to mono and resampled. Clips of
+`decode_clip(path, num_frames, frame_size, sample_rate, clip_seconds)` returns
+frames sampled uniformly over a window of the clip (aspect-preserving resize +
+centre crop) and the audio of the same window, mixed to mono and resampled.
+With `clip_seconds` every clip gives the same shapes whatever its length: a
+longer clip is cropped to the window, a shorter one has its frames spread over
+the whole clip and its sound padded with silence after its end
+(`Clip.audio_samples` says how many samples are real). Clips of
 any container (mp4, avi, mkv, webm), resolution, frame rate and audio format
 (AAC, MP3, Opus; 44.1/48 kHz; stereo) decode the same way; a clip without an
 audio track gets silence and `audio_present=False`. Decoding stops as soon as
@@ -28,11 +32,15 @@ class Clip:
 
     Attributes:
         frames: uint8 `[num_frames, frame_size, frame_size, 3]` RGB.
-        audio: float32 `[round(window * sample_rate)]` mono samples in [-1, 1].
+        audio: float32 `[round(clip_seconds * sample_rate)]` mono samples in
+            [-1, 1] (`[round(window * sample_rate)]` without `clip_seconds`).
         audio_present: whether the file has an audio track.
         start: window start in seconds.
-        window: window length in seconds.
+        window: length in seconds of the part of the clip decoded (shorter
+            than `clip_seconds` for a shorter clip).
         duration: the clip's duration in seconds as decoded or declared.
+        audio_samples: how many samples of `audio` come from the clip; the
+            rest is padding (silence).
     """
 
     frames: np.ndarray
@@ -41,6 +49,7 @@ class Clip:
     start: float
     window: float
     duration: float
+    audio_samples: int = 0
 
 
 def _declared_duration(container, stream):
@@ -147,7 +156,9 @@ def decode_clip(
         num_frames: frames sampled uniformly over the window.
         frame_size: side of the square frames.
         sample_rate: output audio rate in Hz (mono).
-        clip_seconds: window length; `None` = the whole clip.
+        clip_seconds: window length; every clip's audio has
+            `round(clip_seconds * sample_rate)` samples (a shorter clip is
+            padded with silence). `None` = the whole clip, whatever its length.
         mode: `"center"` or `"random"` window placement.
         rng: NumPy generator for `"random"`.
         max_duration: refuse clips declaring more seconds than this.
@@ -266,15 +277,18 @@ def decode_clip(
             )
             frames = [f if f is not None else fallback for f in frames]
 
-        samples = int(round(window * sample_rate))
+        content = int(round(window * sample_rate))
+        samples = int(round(clip_seconds * sample_rate)) if clip_seconds else content
         waveform = np.zeros(samples, dtype=np.float32)
         signal = sound.mono()
+        real = 0
         if len(signal):
             offset = int(round((start - (audio_start or 0.0)) * sample_rate))
-            piece = signal[max(offset, 0) : max(offset, 0) + samples]
-            waveform[max(-offset, 0) : max(-offset, 0) + len(piece)] = piece[
-                : samples - max(-offset, 0)
-            ]
+            piece = signal[max(offset, 0) : max(offset, 0) + content]
+            at = max(-offset, 0)
+            piece = piece[: max(0, min(content, samples) - at)]
+            waveform[at : at + len(piece)] = piece
+            real = at + len(piece)
         np.clip(waveform, -1.0, 1.0, out=waveform)
         return Clip(
             frames=np.stack(frames).astype(np.uint8),
@@ -283,6 +297,7 @@ def decode_clip(
             start=float(start),
             window=float(window),
             duration=float(duration),
+            audio_samples=int(real),
         )
 
 

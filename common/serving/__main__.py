@@ -194,7 +194,12 @@ def main(argv=None):
     p.add_argument("--num-frames", type=int, help="default: from the metadata")
     p.add_argument("--frame-size", type=int, help="default: from the metadata")
     p.add_argument("--sample-rate", type=int, default=16000)
-    p.add_argument("--clip-seconds", type=float, help="default: the whole clip")
+    p.add_argument(
+        "--clip-seconds",
+        type=float,
+        help="window in seconds, as the model was trained (its "
+        "assets.extra/decoding.json); default: the whole clip",
+    )
     p.set_defaults(run=classify)
 
     p = commands.add_parser("promote", help="move a model's `stable` label")

@@ -107,16 +107,18 @@ class LayoutsTest(TestCase):
         # val from COCO's own split; test carved from nothing -> only val and train
         self.assertIn("val", data.splits)
 
-    def test_jsonl_manifest_refuses_escaping_paths(self):
+    def test_jsonl_manifest_accepts_absolute_and_parent_paths(self):
         self.images(os.path.join(self.root, "pics"), ["ok.png"])
-        write_image(os.path.join(os.path.dirname(self.root), "outside.jpg"))
+        outside = os.path.join(os.path.dirname(self.root), "outside.jpg")
+        write_image(outside)
         lines = [
             {"image": "pics/ok.png", "caption": "fine", "split": "train"},
-            {"image": "../outside.jpg", "caption": "escapes"},
+            {"image": "../outside.jpg", "caption": "from the parent folder"},
             {
                 "image": os.path.abspath(os.path.join(self.root, "pics/ok.png")),
                 "caption": "absolute",
             },
+            {"image": "../missing.jpg", "caption": "not there"},
             {"caption": "no image"},
         ]
         path = os.path.join(self.root, "manifest.jsonl")
@@ -126,8 +128,16 @@ class LayoutsTest(TestCase):
             f.write("{not json\n")
         data = load_retrieval_data(path, verbose=False)
         self.assertEqual(data.layout, "jsonl")
-        self.assertEqual(len(data.images), 1)
-        self.assertEqual(data.report.counts["path escapes the data root"], 2)
+        by_path = dict(zip(data.images, data.captions, strict=True))
+        self.assertEqual(
+            by_path,
+            {
+                os.path.join(self.root, "pics", "ok.png"): ["fine", "absolute"],
+                outside: ["from the parent folder"],
+            },
+        )
+        missing = os.path.join(os.path.dirname(self.root), "missing.jpg")
+        self.assertEqual(dict(data.report.entries)[missing], "missing image")
         self.assertEqual(data.report.counts["record without image or caption"], 1)
         self.assertEqual(data.report.counts["malformed line"], 1)
 

@@ -50,31 +50,32 @@ class VideoLayoutsTest(TestCase):
             "clips/d.mp4,bark,test",
             "clips/d.mp4,bark,test",  # duplicate row
             "clips/e.mp4,,train",  # no label
-            "../outside.mp4,dog,train",
+            "../outside.mp4,dog,train",  # the user's own path: kept
             "clips/missing.mp4,dog,train",
             "clips/empty.mp4,dog,train",
         ]
         with open(os.path.join(self.root, "manifest.csv"), "w") as f:
             f.write("\n".join(rows) + "\n")
+        clip(os.path.join(os.path.dirname(self.root), "outside.mp4"))
         data = load_video_data(self.root, verbose=False)
         self.assertEqual(data.layout, "csv")
         self.assertTrue(data.multi_label)
         self.assertEqual(data.class_names, ["bark", "dog"])
         self.assertEqual(
-            [os.path.basename(p) for p in data.paths], ["a.mp4", "b.mp4", "d.mp4"]
+            [os.path.basename(p) for p in data.paths],
+            ["a.mp4", "b.mp4", "d.mp4", "outside.mp4"],
         )
         counts = data.report.counts
         for reason in (
             "label unseen in training",
             "duplicate row",
             "clip without a label",
-            "path escapes the data root",
             "missing clip",
             "empty clip file",
         ):
             self.assertEqual(counts[reason], 1, reason)
         np.testing.assert_array_equal(
-            data.targets(data.labels), [[1, 1], [0, 1], [1, 0]]
+            data.targets(data.labels), [[1, 1], [0, 1], [1, 0], [0, 1]]
         )
 
     def test_ucf101_split_lists(self):

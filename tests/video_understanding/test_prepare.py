@@ -26,6 +26,7 @@ class PrepareTest(TestCase):
             num_frames=3,
             frame_size=32,
             sample_rate=8000,
+            clip_seconds=0.5,
             shard_size=5,
             workers=2,
             val_fraction=0.0,
@@ -45,11 +46,19 @@ class PrepareTest(TestCase):
         self.assertEqual(tuple(inputs["audio"].shape), (4000,))
         self.assertTrue(bool(inputs["audio_present"]))
         # Same pixels and samples as decoding the clip directly (JPEG, int16).
-        with open(os.path.join(root, "manifest.csv")) as f:
-            first_test = [
-                line.split(",")[0] for line in f if line.strip().endswith(",test")
-            ][0]
-        clip = decode_clip(os.path.join(root, first_test), 3, 32, sample_rate=8000)
+        import tensorflow as tf
+
+        first = tf.data.TFRecordDataset(
+            [os.path.join(output, n) for n in metadata["shards"]["test"]]
+        ).take(1)
+        path = (
+            tf.train.Example.FromString(next(iter(first)).numpy())
+            .features.feature["path"]
+            .bytes_list.value[0]
+            .decode()
+        )
+        first_test = os.path.relpath(path, root)
+        clip = decode_clip(path, 3, 32, sample_rate=8000, clip_seconds=0.5)
         error = np.abs(inputs["frames"].numpy().astype(float) - clip.frames)
         self.assertLess(error.mean(), 3.0)  # noisy background costs JPEG bits
         shuffled = np.abs(inputs["frames"].numpy().astype(float) - clip.frames[::-1])
