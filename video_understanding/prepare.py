@@ -75,6 +75,7 @@ def decode_for_shard(clips, settings):
                 "labels": list(targets),
                 "audio_present": int(clip.audio_present),
                 "audio_samples": int(clip.audio_samples),
+                "frames_decoded": int(clip.frames_decoded),
                 "path": path,
                 "duration": clip.duration,
             }
@@ -97,6 +98,7 @@ def _example(record):
         "labels": int64s(record["labels"]),
         "audio_present": int64s([record["audio_present"]]),
         "audio_samples": int64s([record["audio_samples"]]),
+        "frames_decoded": int64s([record["frames_decoded"]]),
         "path": byte_strings([record["path"].encode()]),
         "duration": tf.train.Feature(
             float_list=tf.train.FloatList(value=[record["duration"]])

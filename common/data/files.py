@@ -66,15 +66,15 @@ def file_problem(path, what="file"):
 def walk_files(root, on_loop=None):
     """Paths of the files under `root`, sorted, following linked folders.
 
-    A linked folder that leads back to a folder already being walked (a link
-    loop) is not entered; `on_loop(path)` is called with it, if given.
+    A linked folder that leads back to a folder being walked or one above it
+    (a link loop) is not entered; `on_loop(path)` is called with it, if given.
     """
     found = []
     visiting = set()
 
     def walk(folder):
         real = os.path.realpath(folder)
-        if real in visiting:
+        if any(v == real or v.startswith(real + os.sep) for v in visiting):
             if on_loop is not None:
                 on_loop(folder)
             return

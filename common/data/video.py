@@ -41,6 +41,8 @@ class Clip:
         duration: the clip's duration in seconds as decoded or declared.
         audio_samples: how many samples of `audio` come from the clip; the
             rest is padding (silence).
+        frames_decoded: how many of `frames` are distinct decoded frames (a
+            clip shorter than declared, or cut short, repeats its last one).
     """
 
     frames: np.ndarray
@@ -50,6 +52,7 @@ class Clip:
     window: float
     duration: float
     audio_samples: int = 0
+    frames_decoded: int = 0
 
 
 def _declared_duration(container, stream):
@@ -264,7 +267,9 @@ def decode_clip(
             start, window = choose_window(duration, clip_seconds, mode, rng)
             times = np.array([t for t, _ in kept])
             picks = np.searchsorted(times, sample_times(start, window, num_frames))
-            frames = [kept[min(i, len(kept) - 1)][1] for i in picks]
+            picks = np.minimum(picks, len(kept) - 1)
+            frames = [kept[i][1] for i in picks]
+            distinct = len(set(picks.tolist()))
         else:
             decoded = [f for f in frames if f is not None]
             if not decoded and last_frame is None:
@@ -275,6 +280,7 @@ def decode_clip(
                 if decoded
                 else _resize_and_crop(last_frame, frame_size, reformatter)
             )
+            distinct = len({id(f) for f in decoded}) or 1
             frames = [f if f is not None else fallback for f in frames]
 
         content = int(round(window * sample_rate))
@@ -298,6 +304,7 @@ def decode_clip(
             window=float(window),
             duration=float(duration),
             audio_samples=int(real),
+            frames_decoded=int(distinct),
         )
 
 
@@ -310,16 +317,19 @@ def write_clip(
     channels=1,
     video_codec="libx264",
     audio_codec="aac",
+    faststart=False,
 ):
     """Writes uint8 `[T, H, W, 3]` frames (and float audio) to a video file.
 
     `audio` is `[samples]` (mono, duplicated to `channels`) or
     `[channels, samples]` in [-1, 1]; `None` writes no audio track. H and W
-    must be even for H.264's yuv420p.
+    must be even for H.264's yuv420p. `faststart` puts an mp4's index before
+    its media data (as files meant for streaming have it).
     """
     frames = np.asarray(frames, dtype=np.uint8)
     layout = {1: "mono", 2: "stereo"}[channels]
-    with av.open(str(path), mode="w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", options=options) as container:
         video = container.add_stream(video_codec, rate=int(fps))
         video.width, video.height = frames.shape[2], frames.shape[1]
         video.pix_fmt = "yuv420p"

@@ -17,6 +17,9 @@ from common.data.video import write_clip
 from common.testing import TestCase
 from tests.retrieval.helpers import TINY_OVERRIDES
 
+# What decodes of a streaming mp4 cut in half: its first frame, 0.32 s of sound.
+TAIL_FRAMES, TAIL_SAMPLES = 1, 5120
+
 
 def png_claiming(width, height):
     """A valid 1x1 PNG whose header claims `width` x `height` pixels."""
@@ -122,7 +125,10 @@ def frames(count, height=64, width=80, seed=0):
 
 class VideoBadInputsTest(TestCase):
     def test_bad_clips_through_prepare(self):
-        from video_understanding.prepare import prepare, prepared_dataset
+        """Each known bad file has one asserted outcome: kept with a given
+        number of decoded frames and sound or not, or skipped, listed once in
+        `skipped.json` with its reason."""
+        from video_understanding.prepare import prepare, record_parser
 
         root = self.get_temp_dir()
         data = os.path.join(root, "clips")
@@ -134,9 +140,24 @@ class VideoBadInputsTest(TestCase):
         a = os.path.join(data, "a")
         with open(os.path.join(a, "good0.mp4"), "rb") as f:
             whole = f.read()
+        # the index (moov) is at the end: a cut tail loses it
         with open(os.path.join(a, "truncated.mp4"), "wb") as f:
             f.write(whole[: len(whole) // 3])
+        with open(os.path.join(a, "truncated_head.mp4"), "wb") as f:
+            f.write(whole[200:])
+        streaming = os.path.join(root, "streaming.mp4")
+        write_clip(streaming, frames(10, seed=7), 10, audio=tone(1.0, 16000),
+                   faststart=True)  # fmt: skip
+        with open(streaming, "rb") as f:
+            fast = f.read()
+        # the index first: a cut tail keeps the frames before the cut
+        with open(os.path.join(a, "truncated_tail_faststart.mp4"), "wb") as f:
+            f.write(fast[: len(fast) // 2])
         open(os.path.join(a, "zero_bytes.mp4"), "wb").close()
+        with open(os.path.join(a, "text_named.mp4"), "w") as f:
+            f.write("these are notes, not a video\n" * 20)
+        with open(os.path.join(a, "notes.txt"), "w") as f:
+            f.write("a file of another type in a class folder\n")
         with av.open(os.path.join(a, "audio_only.mp4"), "w") as container:
             stream = container.add_stream("aac", rate=16000)
             frame = av.AudioFrame.from_ndarray(tone(0.5, 16000)[None], format="fltp",
@@ -173,7 +194,7 @@ class VideoBadInputsTest(TestCase):
                     container.mux(packet)
             for packet in stream.encode(None):
                 container.mux(packet)
-        # Corrupt audio: garbage over the middle of the media data.
+        # Corrupt packets: garbage over the middle of the media data.
         corrupt = bytearray(whole)
         middle = len(corrupt) // 2
         corrupt[middle : middle + 600] = (
@@ -185,40 +206,54 @@ class VideoBadInputsTest(TestCase):
         out = os.path.join(root, "prepared")
         metadata = prepare(data, out, num_frames=4, frame_size=32, workers=1,
                            val_fraction=0.0, test_fraction=0.0, max_duration=600,
-                           verbose=False)  # fmt: skip
+                           clip_seconds=1.0, verbose=False)  # fmt: skip
         with open(os.path.join(out, "skipped.json")) as f:
-            skipped = {os.path.basename(p): reason for p, reason in json.load(f)}
-        loader_skips = metadata["skipped"] - len(skipped)
-        self.assertGreaterEqual(loader_skips, 0)
-        for name in ("audio_only.mp4", "zero_frames.mp4", "hours_long.mp4"):
-            self.assertIn(name, skipped)
-            self.assertIn(name, skipped[name])  # the reason names the file
-        self.assertIn("no video stream", skipped["audio_only.mp4"])
-        self.assertIn("over the 600 s limit", skipped["hours_long.mp4"])
+            listed = json.load(f)
+        skipped = {os.path.basename(p): reason for p, reason in listed}
+        self.assertEqual(len(skipped), len(listed))  # each file once
+        expected_skips = {
+            "truncated.mp4": "cannot open as a video",
+            "truncated_head.mp4": "cannot open as a video",
+            "text_named.mp4": "cannot open as a video",
+            "zero_bytes.mp4": "empty clip file",
+            "notes.txt": "not a video file type (.txt)",
+            "audio_only.mp4": "no video stream",
+            "zero_frames.mp4": "no video stream",  # an empty stream is not muxed
+            "hours_long.mp4": "over the 600 s limit",
+        }
+        self.assertEqual(sorted(skipped), sorted(expected_skips))
+        for name, reason in expected_skips.items():
+            self.assertIn(reason, skipped[name], name)
+        self.assertEqual(metadata["skipped"], len(expected_skips))
+
         import tensorflow as tf
 
+        parse = record_parser(metadata["settings"])
         files = [os.path.join(out, n) for n in metadata["shards"]["train"]]
-        names = [
-            os.path.basename(
-                tf.train.Example.FromString(r.numpy())
-                .features.feature["path"]
-                .bytes_list.value[0]
-                .decode()
+        kept = {}
+        for raw in tf.data.TFRecordDataset(files):
+            feature = tf.train.Example.FromString(raw.numpy()).features.feature
+            name = os.path.basename(feature["path"].bytes_list.value[0].decode())
+            inputs, _ = parse(raw)
+            self.assertEqual(inputs["frames"].shape, (4, 32, 32, 3))
+            self.assertEqual(inputs["audio"].shape, (16000,))
+            self.assertTrue(np.isfinite(inputs["audio"].numpy()).all())
+            kept[name] = (
+                feature["frames_decoded"].int64_list.value[0],
+                bool(inputs["audio_present"]),
+                feature["audio_samples"].int64_list.value[0],
             )
-            for r in tf.data.TFRecordDataset(files)
-        ]
-        examples = {}
-        parsed = prepared_dataset(out, "train")
-        for name, (inputs, _) in zip(names, parsed, strict=True):
-            frames_, audio = inputs["frames"].numpy(), inputs["audio"].numpy()
-            self.assertEqual(frames_.shape, (4, 32, 32, 3))
-            self.assertTrue(np.isfinite(audio).all())
-            examples[name] = inputs
-        for name in ("no_audio.mp4", "one_frame.mp4", "uhd_4k.mp4", "good0.mp4"):
-            self.assertIn(name, examples)
-        self.assertFalse(bool(examples["no_audio.mp4"]["audio_present"]))
-        self.assertTrue(bool(examples["uhd_4k.mp4"]["audio_present"]))
-        # truncated and corrupt clips: decoded as far as possible, or skipped
-        for name in ("truncated.mp4", "corrupt_packets.mp4"):
-            self.assertTrue(name in examples or name in skipped, name)
-        self.assertNotIn("zero_bytes.mp4", examples)
+        # name -> (distinct frames decoded, has sound, real audio samples)
+        expected_kept = {
+            **{f"good{i}.mp4": (4, True, 16000) for i in range(3)},
+            "no_audio.mp4": (4, False, 0),
+            "one_frame.mp4": (1, True, 1600),
+            "uhd_4k.mp4": (2, True, 3200),
+            "corrupt_packets.mp4": (4, True, 16000),
+            "truncated_tail_faststart.mp4": (TAIL_FRAMES, True, TAIL_SAMPLES),
+        }
+        self.assertEqual(len(kept), len(expected_kept))  # b's clips share names
+        for name, outcome in expected_kept.items():
+            self.assertEqual(kept[name], outcome, name)
+        self.assertEqual(metadata["without_audio"], 1)
+        self.assertEqual(metadata["counts"]["train"], 3 + len(expected_kept))
