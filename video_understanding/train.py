@@ -229,7 +229,9 @@ def compile_model(model, config, steps_per_epoch, multi_label):
     )
 
 
-def train(config, output, data_path=None, verbose=2, strategy="default"):
+def train(
+    config, output, data_path=None, verbose=2, strategy="default", extra_callbacks=()
+):
     """Trains into `output` (resuming from its backup); returns the history.
 
     `strategy` names a `tf.distribute` strategy (`common.training.get_strategy`):
@@ -308,7 +310,8 @@ def train(config, output, data_path=None, verbose=2, strategy="default"):
         epochs=t.epochs,
         callbacks=standard_callbacks(
             run, monitor=monitor, mode="max" if has_val else "min", chief=chief
-        ),
+        )
+        + list(extra_callbacks),
         verbose=verbose,
         shuffle=False,
     )

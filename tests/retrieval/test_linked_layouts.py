@@ -187,3 +187,37 @@ class LinkedLayoutsTest(TestCase):
         webp = data.images.index(os.path.join(folder, "photo.webp"))
         first = np.concatenate([b.numpy() for b in batches])[webp]
         np.testing.assert_allclose(first.mean(axis=(0, 1)), [90, 90, 90], atol=2)
+
+
+class GalleryListingTest(TestCase):
+    def test_gallery_follows_links_and_names_what_it_cannot_read(self):
+        from common.data import SkipReport
+        from retrieval.index import list_gallery
+
+        base = self.get_temp_dir()
+        gallery = os.path.join(base, "gallery")
+        elsewhere = os.path.join(base, "disk2")
+        for name in ("a.jpg", "b.png"):
+            write_image(os.path.join(gallery, name))
+        write_image(os.path.join(elsewhere, "c.jpg"))
+        os.symlink(elsewhere, os.path.join(gallery, "more"))
+        os.symlink(gallery, os.path.join(elsewhere, "back"))  # a loop
+        pixels = np.full((8, 8, 3), 50, np.uint8)
+        Image.fromarray(pixels).save(os.path.join(gallery, "d.webp"), format="WEBP")
+        Image.fromarray(pixels).save(os.path.join(gallery, "e.tif"), format="TIFF")
+        with open(os.path.join(gallery, "notes.txt"), "w") as f:
+            f.write("not an image")
+        report = SkipReport(gallery)
+        files = list_gallery(gallery, "*", report)
+        self.assertEqual(
+            [os.path.relpath(f, gallery) for f in files],
+            ["a.jpg", "b.png", "d.webp", os.path.join("more", "c.jpg")],
+        )
+        self.assertEqual(
+            dict(report.entries),
+            {
+                os.path.join(gallery, "e.tif"): "not a readable image type (.tif)",
+                os.path.join(gallery, "notes.txt"): "not a readable image type (.txt)",
+                os.path.join(gallery, "more", "back"): "symbolic link loop",
+            },
+        )
