@@ -28,6 +28,7 @@ BENCHMARKS = (
     "search",
     "memory",
     "index_memory",
+    "data_memory",
     "scaling",
 )
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -94,14 +94,18 @@ def main(argv=None):
 
         def decode(path):
             clip = decode_clip(
-                path.numpy().decode(), d.num_frames, d.frame_size, d.sample_rate
+                path.numpy().decode(),
+                d.num_frames,
+                d.frame_size,
+                d.sample_rate,
+                clip_seconds=d.clip_seconds,
             )
             return clip.frames, clip.audio
 
         def raw_clip(path, label):
             frames, audio = tf.py_function(decode, [path], (tf.uint8, tf.float32))
             frames.set_shape((d.num_frames, d.frame_size, d.frame_size, 3))
-            audio.set_shape((None,))
+            audio.set_shape((round(d.clip_seconds * d.sample_rate),))
             return {"frames": frames, "audio": audio}, label
 
         raw = (
