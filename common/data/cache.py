@@ -51,6 +51,10 @@ def _gib(size):
     return f"{size / 2**30:.2f} GiB"
 
 
+def _share(fraction):
+    return f"{fraction * 100:.3g}%"
+
+
 def choose_cache(cache, estimated_bytes, budget, what="training data", memory=None):
     """`(choice, message)`: `choice` is `"memory"`, `"none"` or a disk-cache file
     prefix.
@@ -70,10 +74,10 @@ def choose_cache(cache, estimated_bytes, budget, what="training data", memory=No
         if estimated_bytes <= allowed:
             return "memory", (
                 f"{size}, cached in memory (budget {_gib(allowed)}: "
-                f"{budget:.0%} of {_gib(memory)} available)"
+                f"{_share(budget)} of {_gib(memory)} available)"
             )
         return "none", (
-            f"{size}, over the memory budget of {_gib(allowed)} ({budget:.0%} of "
+            f"{size}, over the memory budget of {_gib(allowed)} ({_share(budget)} of "
             f"{_gib(memory)} available): streamed and decoded each epoch"
         )
     if cache == "memory":
