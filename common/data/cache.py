@@ -7,7 +7,9 @@ a fraction of the memory available when training starts. Otherwise it is
 streamed from its files or shards, decoded anew each epoch.
 """
 
+import ctypes
 import os
+import sys
 
 CACHE_CHOICES = ("auto", "memory", "none")
 
@@ -87,3 +89,28 @@ def choose_cache(cache, estimated_bytes, budget, what="training data", memory=No
     if cache == "none":
         return "none", f"{size}, streamed and decoded each epoch (cache none)"
     return cache, f"{size}, cached on disk at {cache}*"
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas(count=None):
+    """Caps glibc's malloc arenas; returns whether the cap was set.
+
+    glibc gives threads that contend for malloc arenas of their own (up to 8
+    per core), and tf.data's decoding threads free buffers into other arenas
+    than the ones that allocated them: streamed training's RSS then creeps up
+    by tens of MB an epoch while the data stays the same. A few arenas keep it
+    flat (`bench/data_memory.py`). `count` defaults to the number of CPUs (at
+    least 2); `MMSUITE_MALLOC_ARENAS=N` sets it, `0` leaves glibc's default.
+    """
+    setting = os.environ.get("MMSUITE_MALLOC_ARENAS")
+    if count is None:
+        count = int(setting) if setting else max(2, os.cpu_count() or 2)
+    if count <= 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, int(count)))

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 
+from common.data.cache import limit_malloc_arenas
 from common.data.files import write_json_atomically
 from common.training.distribute import get_strategy, is_chief, wait_for_file
 from common.training.seeding import seed_everything
@@ -40,6 +41,7 @@ def start_training(config, output, strategy, config_class, resolve_data):
     from common.training.callbacks import RunDirectory
     from common.training.config import load_config, save_config
 
+    limit_malloc_arenas()
     distribution = get_strategy(strategy)
     chief = is_chief(distribution)
     run = RunDirectory(output).create()

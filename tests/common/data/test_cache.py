@@ -1,4 +1,12 @@
-from common.data.cache import available_memory, check_cache_setting, choose_cache
+import os
+import sys
+
+from common.data.cache import (
+    available_memory,
+    check_cache_setting,
+    choose_cache,
+    limit_malloc_arenas,
+)
 from common.testing import TestCase
 
 GIB = 2**30
@@ -30,3 +38,12 @@ class ChooseCacheTest(TestCase):
         with self.assertRaisesRegex(ValueError, "cache_budget"):
             check_cache_setting("auto", True)
         self.assertGreater(available_memory(), 0)
+
+    def test_malloc_arenas(self):
+        os.environ["MMSUITE_MALLOC_ARENAS"] = "0"
+        try:
+            self.assertFalse(limit_malloc_arenas())
+        finally:
+            del os.environ["MMSUITE_MALLOC_ARENAS"]
+        if sys.platform.startswith("linux"):
+            self.assertTrue(limit_malloc_arenas())
