@@ -105,6 +105,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default="bench/results/data_memory.json")
+    parser.add_argument("--only", choices=("video", "retrieval"))
     args = parser.parse_args(argv)
     clips_per_class = 25 if args.quick else 125
     images = 600 if args.quick else 2400
@@ -144,6 +145,7 @@ def main(argv=None):
         ("video", VIDEO, prepared, SMALL_VIDEO, budget, decoded),
         ("retrieval", RETRIEVAL, data_root, SMALL_RETRIEVAL, image_budget, image_bytes),
     ]
+    cases = [c for c in cases if args.only in (None, c[0])]
     for app, template, data, small, fraction, size in cases:
         for cache in ("auto", "memory"):
             overrides = small + [f"data.cache={cache}", f"data.cache_budget={fraction}"]

@@ -6,6 +6,8 @@ from common.data.cache import check_cache_setting
 from common.training.config import apply_overrides
 
 LOSSES = ("contrastive", "triplet")
+# How many pixels one region of each VGG16 feature layer covers, per side.
+FEATURE_STRIDES = {"block4_pool": 16, "block5_conv3": 16, "block5_pool": 32}
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -59,6 +61,7 @@ class ModelConfig:
         bidirectional: bidirectional LSTM.
         num_heads: cross-modal attention heads.
         key_dim: size per head.
+        matching_layers: fusion blocks of the image-text matching head.
         dropout_rate: dropout in the text encoder and attention.
     """
 
@@ -72,6 +75,7 @@ class ModelConfig:
     bidirectional: bool = True
     num_heads: int = 4
     key_dim: int = 64
+    matching_layers: int = 1
     dropout_rate: float = 0.1
 
 
@@ -86,8 +90,10 @@ class TrainingConfig:
         warmup_steps: linear warmup steps (VGG16 from scratch needs them).
         weight_decay: AdamW weight decay.
         loss: `"contrastive"` (InfoNCE) or `"triplet"` (VSE++).
-        margin: triplet and matching-loss margin.
-        matching_loss_weight: weight of the cross-attention matching loss.
+        margin: triplet-loss margin.
+        matching_loss_weight: weight of the image-text matching loss.
+        negative_temperature: softmax temperature of the matching loss's
+            hard-negative sampling (lower: harder negatives).
         freeze_backbone_epochs: epochs with VGG16 frozen before fine-tuning.
         precision: `"float32"`, `"mixed_bfloat16"` (CPU) or `"mixed_float16"` (GPU).
         seed: global seed.
@@ -95,6 +101,9 @@ class TrainingConfig:
         steps_per_epoch: cap on steps per epoch (`None` = one pass).
         validation_batch_size: batch size when embedding for validation.
         rerank_top_k: candidates re-ranked by cross-attention in `evaluate`.
+        rerank_weight: weight of the match probability added to the dual
+            encoder's similarity when re-ranking; chosen on the validation
+            split at the end of training (`None`: not chosen yet).
     """
 
     epochs: int = 30
@@ -105,6 +114,7 @@ class TrainingConfig:
     loss: str = "contrastive"
     margin: float = 0.2
     matching_loss_weight: float = 1.0
+    negative_temperature: float = 0.1
     freeze_backbone_epochs: int = 2
     precision: str = "float32"
     seed: int = 0
@@ -112,6 +122,7 @@ class TrainingConfig:
     steps_per_epoch: int | None = None
     validation_batch_size: int = 256
     rerank_top_k: int = 20
+    rerank_weight: float | None = None
 
 
 @dataclasses.dataclass
@@ -177,10 +188,18 @@ class RetrievalConfig:
                 "training.freeze_backbone_epochs > 0 freezes a randomly initialised "
                 "VGG16 (model.weights is None); set it to 0."
             )
-        if m.feature_layer not in ("block5_pool", "block5_conv3", "block4_pool"):
+        if m.feature_layer not in FEATURE_STRIDES:
             raise ValueError(
                 "model.feature_layer must be block5_pool, block5_conv3 or block4_pool; "
                 f"received {m.feature_layer!r}."
+            )
+        grid = d.image_size // FEATURE_STRIDES[m.feature_layer]
+        if grid < 2:
+            raise ValueError(
+                f"model.feature_layer={m.feature_layer} at data.image_size="
+                f"{d.image_size} gives a {grid}x{grid} region grid: cross-modal "
+                "attention needs at least 2x2 regions to attend over (use "
+                "block5_conv3 or block4_pool, or larger images)."
             )
         return self
 

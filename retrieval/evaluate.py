@@ -6,13 +6,14 @@ import os
 from common.training import RunDirectory
 from retrieval.data import load_retrieval_data
 from retrieval.embed import evaluate_embeddings
-from retrieval.train import load_trained_model
+from retrieval.train import choose_rerank_weight, load_trained_model
 
 
 def format_table(metrics):
     rows = [("dual encoder", metrics)]
     if "rerank" in metrics:
-        rows.append((f"+ rerank top-{metrics['rerank']['top_k']}", metrics["rerank"]))
+        rerank = metrics["rerank"]
+        rows.append((f"+ rerank top-{rerank['top_k']} w={rerank['weight']:g}", rerank))
     keys = (
         "i2t_r1",
         "i2t_r5",
@@ -24,9 +25,9 @@ def format_table(metrics):
         "t2i_medr",
         "rsum",
     )
-    lines = [f"{'':20}" + "".join(f"{k:>9}" for k in keys)]
+    lines = [f"{'':24}" + "".join(f"{k:>9}" for k in keys)]
     for name, m in rows:
-        lines.append(f"{name:20}" + "".join(f"{m[k]:9.1f}" for k in keys))
+        lines.append(f"{name:24}" + "".join(f"{m[k]:9.1f}" for k in keys))
     return "\n".join(lines)
 
 
@@ -38,6 +39,9 @@ def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=Tru
     """
     run = RunDirectory(run_dir)
     config, model = load_trained_model(run_dir)
+    weight = config.training.rerank_weight
+    if weight is None:
+        weight = choose_rerank_weight(run_dir, verbose)
     data = load_retrieval_data(
         data_path or config.data.path,
         seed=config.data.seed,
@@ -61,6 +65,7 @@ def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=Tru
         config.data.image_size,
         config.training.validation_batch_size,
         rerank_top_k=top_k,
+        rerank_weights=(weight,),
     )
     metrics["split"] = split
     metrics["data"] = os.path.abspath(data_path or config.data.path)

@@ -36,7 +36,9 @@ def _resize_pixels(images, image_size):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def make_export_archive(model, image_size, max_pixels=MAX_REQUEST_PIXELS):
+def make_export_archive(
+    model, image_size, max_pixels=MAX_REQUEST_PIXELS, rerank_weight=1.0
+):
     """An `ExportArchive` with the retrieval signatures of `model`.
 
     - `embed_image`: `image_bytes` string `[None]` (encoded JPEG/PNG) ->
@@ -45,7 +47,9 @@ def make_export_archive(model, image_size, max_pixels=MAX_REQUEST_PIXELS):
       like the training pipeline) -> `embeddings`.
     - `embed_text`: `text` string `[None]` -> `embeddings`.
     - `score`: `image_bytes` `[None]`, `text` `[None]` -> `scores` float32
-      `[None]` (cross-attention match of each pair).
+      `[None]`: each pair's re-ranking score, the dual encoder's cosine plus
+      `rerank_weight` times the matching head's probability (what `evaluate`
+      ranks the top candidates by).
     - `serving_default`: `embed_text`.
     """
     archive = keras.export.ExportArchive()
@@ -81,8 +85,9 @@ def make_export_archive(model, image_size, max_pixels=MAX_REQUEST_PIXELS):
         )
         images = model.encode_images(_decode_batch(image_bytes, image_size))
         texts = model.encode_texts(text)
-        scores = model.match_scores(images["regions"], texts["tokens"], texts["mask"])
-        return {"scores": scores}
+        match = model.match_scores(images["regions"], texts["tokens"], texts["mask"])
+        cosine = tf.reduce_sum(images["embeddings"] * texts["embeddings"], axis=-1)
+        return {"scores": cosine + rerank_weight * match}
 
     bytes_spec = tf.TensorSpec((None,), tf.string, name="image_bytes")
     text_spec = tf.TensorSpec((None,), tf.string, name="text")
@@ -122,7 +127,12 @@ def export(
 ):
     """Writes the next version of `output` atomically; returns its folder."""
     config, model = load_trained_model(run_dir)
-    archive = make_export_archive(model, config.data.image_size)
+    weight = config.training.rerank_weight
+    archive = make_export_archive(
+        model,
+        config.data.image_size,
+        rerank_weight=1.0 if weight is None else weight,
+    )
     size = config.data.image_size
 
     def write(tmp):

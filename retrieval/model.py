@@ -1,13 +1,17 @@
 """The image-text retrieval model: VGG16 regions + LSTM words + cross-attention."""
 
 import keras
-import numpy as np
 from keras import ops
 
 from common.encoders import LSTMTextEncoder, VGG16ImageEncoder
-from common.layers import CrossModalAttention
 from common.losses import ContrastiveLoss, hard_negative_triplet_loss
 from common.training.prebuilt import PrebuiltModel
+from retrieval.matching import (
+    ImageTextMatchingHead,
+    itm_loss,
+    negative_logits,
+    sample_negatives,
+)
 
 
 @keras.saving.register_keras_serializable(package="retrieval")
@@ -19,11 +23,13 @@ class ImageTextRetrievalModel(PrebuiltModel):
     through `LSTMTextEncoder` (token features and padding mask). Global
     embeddings (L2-normalised) come from the flattened regions and the mean
     of the tokens, and are trained with `contrastive_loss` (InfoNCE with a
-    learned temperature) or the VSE++ triplet loss. The matching head is
-    `CrossModalAttention` with the words attending to the regions (SCAN,
-    text-to-image): a pair's score is the mean over words of the cosine
-    between each word and its attended image context. It is trained with a
-    hinge loss against the hardest in-batch negatives, and used to re-rank.
+    learned temperature) or the VSE++ triplet loss. The matching head is an
+    `ImageTextMatchingHead`: the caption's tokens attend to the image's
+    regions through `CrossModalAttention`, then to each other, and a
+    classifier says whether the pair matches. It is trained with binary
+    cross-entropy on the positives and on hard negatives sampled from the
+    dual encoder's in-batch similarity (both directions), and re-ranks the
+    dual encoder's top candidates.
 
     Args:
         image_shape: tuple `(H, W, 3)` of the images.
@@ -38,9 +44,11 @@ class ImageTextRetrievalModel(PrebuiltModel):
         bidirectional: bidirectional LSTM.
         num_heads: matching-head attention heads.
         key_dim: matching-head size per head.
+        matching_layers: matching-head fusion blocks.
+        negative_temperature: softmax temperature of hard-negative sampling.
         dropout_rate: dropout of the text encoder and attention.
         loss: `"contrastive"` or `"triplet"`.
-        margin: margin of the triplet and matching losses.
+        margin: margin of the triplet loss.
         matching_loss_weight: weight of the matching loss.
         **kwargs: base model arguments.
 
@@ -83,6 +91,8 @@ class ImageTextRetrievalModel(PrebuiltModel):
         bidirectional=True,
         num_heads=4,
         key_dim=64,
+        matching_layers=1,
+        negative_temperature=0.1,
         dropout_rate=0.1,
         loss="contrastive",
         margin=0.2,
@@ -103,6 +113,8 @@ class ImageTextRetrievalModel(PrebuiltModel):
         self.bidirectional = bool(bidirectional)
         self.num_heads = int(num_heads)
         self.key_dim = int(key_dim)
+        self.matching_layers = int(matching_layers)
+        self.negative_temperature = float(negative_temperature)
         self.dropout_rate = float(dropout_rate)
         self.loss_name = loss
         self.margin = float(margin)
@@ -131,14 +143,15 @@ class ImageTextRetrievalModel(PrebuiltModel):
         # Flattened regions keep where things are, which captions often say.
         self.image_head = keras.layers.Dense(self.embedding_dim, name="image_embedding")
         self.text_head = keras.layers.Dense(self.embedding_dim, name="text_embedding")
-        self.matcher = CrossModalAttention(
+        self.matcher = ImageTextMatchingHead(
             num_heads=self.num_heads,
             key_dim=self.key_dim,
+            hidden_dim=2 * self.embedding_dim,
+            num_layers=self.matching_layers,
             dropout_rate=self.dropout_rate,
-            use_residual=False,
-            use_layer_norm=False,
             name="matcher",
         )
+        self.negative_seed = keras.random.SeedGenerator(0, name="negative_seed")
         self.contrastive = ContrastiveLoss(name="contrastive")
         self.global_loss_tracker = keras.metrics.Mean(name="global_loss")
         self.matching_loss_tracker = keras.metrics.Mean(name="matching_loss")
@@ -154,8 +167,10 @@ class ImageTextRetrievalModel(PrebuiltModel):
         )
         self.image_head.build((batch, self.num_regions * self.embedding_dim))
         self.text_head.build((batch, self.embedding_dim))
-        shape = (batch, None, self.embedding_dim)
-        self.matcher.build(shape, shape)
+        self.matcher.build(
+            (batch, self.num_regions, self.embedding_dim),
+            (batch, self.sequence_length, self.embedding_dim),
+        )
 
     # -- encoders ---------------------------------------------------------
 
@@ -181,29 +196,27 @@ class ImageTextRetrievalModel(PrebuiltModel):
             "mask": features["padding_mask"],
         }
 
+    def match_logits(
+        self, regions, tokens, mask, return_attention=False, training=None
+    ):
+        """Matching-head logits of paired rows `[B]` (and the first block's
+        token-to-region attention `[B, heads, L, R]`)."""
+        return self.matcher(
+            regions,
+            tokens,
+            mask,
+            return_attention_scores=return_attention,
+            training=training,
+        )
+
     def match_scores(
         self, regions, tokens, mask, return_attention=False, training=None
     ):
-        """Cross-attention scores of paired rows: `[B]` in [-1, 1].
-
-        Each word attends to the regions; the score is the mean over the real
-        words of `cos(word, attended context)`.
-        """
-        attended, attention = self.matcher(
-            tokens,
-            regions,
-            query_mask=mask,
-            return_attention_scores=True,
-            training=training,
-        )
-        words = ops.normalize(ops.cast(tokens, "float32"), axis=-1)
-        context = ops.normalize(ops.cast(attended, "float32"), axis=-1)
-        cosine = ops.sum(words * context, axis=-1)
-        weights = ops.cast(mask, "float32")
-        scores = ops.sum(cosine * weights, axis=-1) / ops.maximum(
-            ops.sum(weights, axis=-1), 1.0
-        )
-        return (scores, attention) if return_attention else scores
+        """Match probabilities of paired rows: `[B]` in [0, 1]."""
+        out = self.match_logits(regions, tokens, mask, return_attention, training)
+        if return_attention:
+            return ops.sigmoid(out[0]), out[1]
+        return ops.sigmoid(out)
 
     def adapt(self, captions, batch_size=256):
         """Learns the vocabulary from training captions."""
@@ -226,29 +239,32 @@ class ImageTextRetrievalModel(PrebuiltModel):
         }
 
     def matching_loss(self, outputs, training=None):
-        """Hinge loss of each pair's match score against the hardest in-batch
-        negative image and caption (chosen by global similarity)."""
+        """ITM binary cross-entropy on each pair and on a hard negative image
+        for each caption and a hard negative caption for each image, sampled
+        from the in-batch similarity (`retrieval.matching`)."""
         images, texts = outputs["image_embeddings"], outputs["text_embeddings"]
         regions, tokens = outputs["region_features"], outputs["token_features"]
         mask = outputs["padding_mask"]
         similarity = ops.stop_gradient(ops.matmul(images, ops.transpose(texts)))
-        batch = ops.shape(similarity)[0]
-        similarity = similarity - 10.0 * ops.eye(batch, dtype=similarity.dtype)
-        hardest_image = ops.argmax(similarity, axis=0)  # per caption
-        hardest_text = ops.argmax(similarity, axis=1)  # per image
-        positive = self.match_scores(regions, tokens, mask, training=training)
-        negative_image = self.match_scores(
-            ops.take(regions, hardest_image, axis=0), tokens, mask, training=training
+        image_logits, text_logits = negative_logits(
+            similarity,
+            ops.stop_gradient(ops.matmul(images, ops.transpose(images))),
+            ops.stop_gradient(ops.matmul(texts, ops.transpose(texts))),
+            self.negative_temperature,
         )
-        negative_text = self.match_scores(
+        negative_image = sample_negatives(image_logits, self.negative_seed)
+        negative_text = sample_negatives(text_logits, self.negative_seed)
+        positive = self.match_logits(regions, tokens, mask, training=training)
+        wrong_image = self.match_logits(
+            ops.take(regions, negative_image, axis=0), tokens, mask, training=training
+        )
+        wrong_text = self.match_logits(
             regions,
-            ops.take(tokens, hardest_text, axis=0),
-            ops.take(mask, hardest_text, axis=0),
+            ops.take(tokens, negative_text, axis=0),
+            ops.take(mask, negative_text, axis=0),
             training=training,
         )
-        return ops.mean(ops.relu(self.margin - positive + negative_image)) + ops.mean(
-            ops.relu(self.margin - positive + negative_text)
-        )
+        return itm_loss(positive, wrong_image, wrong_text)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
@@ -299,6 +315,8 @@ class ImageTextRetrievalModel(PrebuiltModel):
                 "bidirectional": self.bidirectional,
                 "num_heads": self.num_heads,
                 "key_dim": self.key_dim,
+                "matching_layers": self.matching_layers,
+                "negative_temperature": self.negative_temperature,
                 "dropout_rate": self.dropout_rate,
                 "loss": self.loss_name,
                 "margin": self.margin,
@@ -325,6 +343,8 @@ def build_model(config, vocabulary=None):
         bidirectional=m.bidirectional,
         num_heads=m.num_heads,
         key_dim=m.key_dim,
+        matching_layers=m.matching_layers,
+        negative_temperature=t.negative_temperature,
         dropout_rate=m.dropout_rate,
         loss=t.loss,
         margin=t.margin,
@@ -332,10 +352,3 @@ def build_model(config, vocabulary=None):
     )
     model.build()
     return model
-
-
-def dummy_inputs(model, batch=2):
-    return {
-        "images": np.zeros((batch,) + model.image_shape, np.uint8),
-        "text": np.array(["a"] * batch),
-    }

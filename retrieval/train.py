@@ -18,12 +18,12 @@ from common.training import (
     start_training,
     wait_for_file,
 )
-from common.training.config import load_config
+from common.training.config import load_config, save_config
 from common.training.faults import maybe_kill
 from retrieval.config import RetrievalConfig
 from retrieval.data import PreparedImages, load_retrieval_data, training_dataset
 from retrieval.demo_data import generate_demo_data
-from retrieval.embed import evaluate_embeddings
+from retrieval.embed import RERANK_WEIGHTS, evaluate_embeddings
 from retrieval.model import build_model
 
 VOCABULARY_FILE = "vocabulary.txt"
@@ -116,6 +116,45 @@ def load_trained_model(run_dir):
     model = build_model(config, vocabulary=load_vocabulary(run))
     model.load_weights(run.trained_weights())
     return config, model
+
+
+def choose_rerank_weight(run_dir, verbose=True):
+    """Chooses the weight of the match probability in the re-ranking score
+    on the validation split (best rsum over `RERANK_WEIGHTS`, 0 being the
+    dual encoder alone), saves it as `training.rerank_weight` in the run's
+    `config.json` and returns it (1.0 without validation images)."""
+    run = RunDirectory(run_dir)
+    config, model = load_trained_model(run_dir)
+    data = load_retrieval_data(
+        config.data.path,
+        seed=config.data.seed,
+        val_fraction=config.data.val_fraction,
+        test_fraction=config.data.test_fraction,
+        max_image_pixels=config.data.max_image_pixels,
+        verbose=False,
+    )
+    images, captions = data.subset("val")
+    weight, note = 1.0, "no validation images: weight 1.0"
+    if images and config.training.rerank_top_k > 0:
+        metrics = evaluate_embeddings(
+            model,
+            images,
+            captions,
+            config.data.image_size,
+            config.training.validation_batch_size,
+            rerank_top_k=config.training.rerank_top_k,
+            rerank_weights=RERANK_WEIGHTS,
+        )
+        weight = metrics["rerank"]["weight"]
+        note = (
+            f"weight {weight:g} (validation rsum {metrics['rerank']['rsum']:.1f}; "
+            f"dual encoder {metrics['rsum']:.1f})"
+        )
+    config.training.rerank_weight = float(weight)
+    save_config(config, run.config)
+    if verbose:
+        print(f"Re-ranking score = similarity + weight x match probability: {note}")
+    return weight
 
 
 def _optimizer(config, steps_per_epoch, epochs):
@@ -277,4 +316,6 @@ def train(
         "train_seconds_this_session": time.perf_counter() - start_time,
         "history": history,
     }
+    if chief and t.rerank_weight is None:
+        summary["rerank_weight"] = choose_rerank_weight(run.path, bool(verbose))
     return finish_training(session, summary)

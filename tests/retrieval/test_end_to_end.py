@@ -147,9 +147,13 @@ class RetrievalEndToEndTest(TestCase):
             "image": encoded["embeddings"].numpy(),
             "text": encoded_text["embeddings"].numpy(),
         }
-        expected["score"] = model.match_scores(
+        # the score signature: cosine + the run's weight x match probability
+        match = model.match_scores(
             encoded["regions"], encoded_text["tokens"], encoded_text["mask"]
         ).numpy()
+        cosine = (expected["image"] * expected["text"]).sum(axis=1)
+        self.assertIsNotNone(config.training.rerank_weight)
+        expected["score"] = cosine + config.training.rerank_weight * match
         tmp = self.get_temp_dir()
         script = textwrap.dedent(f"""
             import json, sys

@@ -42,26 +42,21 @@ class ImageTextRetrievalModelTest(TestCase):
         norms = np.linalg.norm(out["text_embeddings"].numpy(), axis=1)
         np.testing.assert_allclose(norms, np.ones(4), atol=1e-5)
 
-    def test_match_score_is_mean_word_context_cosine(self):
+    def test_match_scores_are_the_itm_probabilities(self):
         model = tiny_model()
         out = model(self.inputs)
-        scores = model.match_scores(
-            out["region_features"], out["token_features"], out["padding_mask"]
-        ).numpy()
-        attended = model.matcher(
-            out["token_features"],
-            out["region_features"],
-            query_mask=out["padding_mask"],
-        ).numpy()
-        tokens = out["token_features"].numpy()
-        mask = out["padding_mask"].numpy()
-        for i in range(4):
-            words = tokens[i][mask[i]]
-            context = attended[i][mask[i]]
-            cosine = (words * context).sum(1) / (
-                np.linalg.norm(words, axis=1) * np.linalg.norm(context, axis=1)
-            )
-            self.assertAlmostEqual(scores[i], cosine.mean(), places=5)
+        regions, tokens = out["region_features"], out["token_features"]
+        mask = out["padding_mask"]
+        logits = model.match_logits(regions, tokens, mask).numpy()
+        scores, attention = model.match_scores(regions, tokens, mask, True)
+        np.testing.assert_allclose(scores.numpy(), 1 / (1 + np.exp(-logits)), atol=1e-6)
+        self.assertEqual(tuple(attention.shape), (4, 2, 6, 4))
+        # padded token positions do not change a pair's logit
+        noisy = tokens.numpy().copy()
+        noisy[~mask.numpy()] = 100.0
+        np.testing.assert_allclose(
+            model.match_logits(regions, noisy, mask).numpy(), logits, atol=1e-4
+        )
 
     def test_losses_are_finite_and_train(self):
         for loss in ("contrastive", "triplet"):
