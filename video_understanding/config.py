@@ -107,7 +107,13 @@ class TrainingConfig:
     Attributes:
         epochs: training epochs.
         batch_size: batch size.
-        learning_rate: peak AdamW learning rate.
+        learning_rate: peak AdamW learning rate (VGG16 from scratch needs
+            ~1e-4).
+        video_learning_rate_multiplier: the frame tower's rate as a multiple
+            of `learning_rate`.
+        audio_learning_rate_multiplier: the Conv1D audio tower's rate as a
+            multiple of `learning_rate` (a small log-mel tower learns at
+            ~1e-3, which would stall VGG16).
         warmup_steps: linear warmup steps.
         weight_decay: AdamW weight decay.
         precision: `float32`, `mixed_bfloat16` (CPU) or `mixed_float16` (GPU).
@@ -118,6 +124,8 @@ class TrainingConfig:
     epochs: int = 30
     batch_size: int = 16
     learning_rate: float = 1e-4
+    video_learning_rate_multiplier: float = 1.0
+    audio_learning_rate_multiplier: float = 10.0
     warmup_steps: int = 200
     weight_decay: float = 1e-4
     precision: str = "float32"
@@ -161,6 +169,17 @@ class VideoConfig:
                 f"training.precision must be one of {PRECISIONS}; received "
                 f"{self.training.precision!r}."
             )
+        for name in ("video", "audio"):
+            value = getattr(self.training, f"{name}_learning_rate_multiplier")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or (not value > 0)
+            ):
+                raise ValueError(
+                    f"training.{name}_learning_rate_multiplier must be a positive "
+                    f"number; received {value!r}."
+                )
         for name, value in (
             ("data.num_frames", self.data.num_frames),
             ("training.epochs", self.training.epochs),

@@ -21,6 +21,7 @@ from common.training import (
     start_training,
 )
 from common.training.config import load_config
+from common.training.optimizers import TowerAdamW
 from video_understanding.config import VideoConfig
 from video_understanding.demo_data import generate_demo_clips
 from video_understanding.model import VideoUnderstandingModel
@@ -222,8 +223,18 @@ def compile_model(model, config, steps_per_epoch, multi_label):
     schedule = WarmupCosineDecay(t.learning_rate, warmup, total - warmup, alpha=0.05)
     loss = "binary_crossentropy" if multi_label else "sparse_categorical_crossentropy"
     metric = "binary_accuracy" if multi_label else "accuracy"
+    towers = [
+        (getattr(model, layer).trainable_variables, multiplier)
+        for layer, multiplier in (
+            ("frame_encoder", t.video_learning_rate_multiplier),
+            ("audio_encoder", t.audio_learning_rate_multiplier),
+        )
+        if hasattr(model, layer) and multiplier != 1.0
+    ]
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay),
+        optimizer=TowerAdamW(
+            towers, learning_rate=schedule, weight_decay=t.weight_decay
+        ),
         loss=loss,
         metrics=[metric],
     )
@@ -299,6 +310,14 @@ def train(
         else tf.data.experimental.AutoShardPolicy.DATA
     )
     train_data = train_data.with_options(options)
+    if val_data is not None:
+        # Validation batches are split by element: a split in fewer shard
+        # files than workers cannot be split by file.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        val_data = val_data.with_options(options)
     with distribution.scope():
         model = build_model(config, len(classes), multi_label)
         compile_model(model, config, steps, multi_label)
