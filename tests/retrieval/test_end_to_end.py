@@ -16,6 +16,11 @@ from retrieval.train import load_trained_model
 from tests.retrieval.helpers import TINY_OVERRIDES
 
 
+def config_weight(run):
+    with open(os.path.join(run, "config.json")) as f:
+        return json.load(f)["training"]["rerank_weight"]
+
+
 def cli(*args):
     return main([str(a) for a in args])
 
@@ -53,6 +58,22 @@ class RetrievalEndToEndTest(TestCase):
             self.assertIn(key, metrics)
             self.assertIn(key, metrics["rerank"])
         self.assertEqual(metrics["num_images"], 10)
+        self.assertEqual(metrics["split"], "test")
+        self.assertEqual(metrics["rerank"]["weight"], config_weight(run))
+
+        # Data without a test split (COCO's official files): the val split.
+        no_test = os.path.join(tmp, "no_test")
+        os.makedirs(no_test)
+        os.symlink(os.path.join(run, "data", "Images"), os.path.join(no_test, "Images"))
+        with open(os.path.join(run, "data", "captions.txt")) as f:
+            lines = [line for line in f if not line.rstrip().endswith(",test")]
+        with open(os.path.join(no_test, "captions.txt"), "w") as f:
+            f.writelines(lines)
+        from retrieval.evaluate import evaluate
+
+        fallback = evaluate(run, data_path=no_test, verbose=False)
+        self.assertEqual(fallback["split"], "val")
+        self.assertEqual(fallback["num_images"], 8)
 
         models = os.path.join(tmp, "saved_models", "retrieval")
         self.assertEqual(cli("export", "--run", run, "--output", models), 0)
