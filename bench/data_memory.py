@@ -49,24 +49,12 @@ class EpochPeaks(keras.callbacks.Callback):
 peaks = EpochPeaks()
 """
 
-VIDEO = (
+TRAIN = (
     PEAKS
     + """
 import json
-from video_understanding.config import get_config
-from video_understanding.train import train
-config = get_config("demo", {overrides!r})
-train(config, {run!r}, data_path={data!r}, verbose=2, extra_callbacks=[peaks])
-print("RESULT " + json.dumps(peaks.peaks))
-"""
-)
-
-RETRIEVAL = (
-    PEAKS
-    + """
-import json
-from retrieval.config import get_config
-from retrieval.train import train
+from {app}.config import get_config
+from {app}.train import train
 config = get_config("demo", {overrides!r})
 train(config, {run!r}, data_path={data!r}, verbose=2, extra_callbacks=[peaks])
 print("RESULT " + json.dumps(peaks.peaks))
@@ -105,7 +93,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default="bench/results/data_memory.json")
-    parser.add_argument("--only", choices=("video", "retrieval"))
+    parser.add_argument("--only", choices=("video_understanding", "retrieval"))
     args = parser.parse_args(argv)
     clips_per_class = 25 if args.quick else 125
     images = 600 if args.quick else 2400
@@ -142,15 +130,16 @@ def main(argv=None):
     image_budget = image_bytes / 2 / memory
 
     cases = [
-        ("video", VIDEO, prepared, SMALL_VIDEO, budget, decoded),
-        ("retrieval", RETRIEVAL, data_root, SMALL_RETRIEVAL, image_budget, image_bytes),
+        ("video_understanding", prepared, SMALL_VIDEO, budget, decoded),
+        ("retrieval", data_root, SMALL_RETRIEVAL, image_budget, image_bytes),
     ]
     cases = [c for c in cases if args.only in (None, c[0])]
-    for app, template, data, small, fraction, size in cases:
+    for app, data, small, fraction, size in cases:
         for cache in ("auto", "memory"):
             overrides = small + [f"data.cache={cache}", f"data.cache_budget={fraction}"]
             peaks, stdout = run_script(
-                template,
+                TRAIN,
+                app=app,
                 overrides=overrides,
                 run=os.path.join(work, f"run-{app}-{cache}"),
                 data=data,

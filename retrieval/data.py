@@ -37,6 +37,7 @@ from PIL import Image
 
 from common.data import SkipReport, decode_and_resize
 from common.data.files import file_problem, resolve_reference
+from common.data.shards import read_shards
 from common.data.splits import SPLIT_ALIASES, SPLITS, assign_splits
 
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
@@ -532,23 +533,6 @@ def _parse_record(record):
     return example["image"], texts, tf.shape(texts, out_type=tf.int32)[0]
 
 
-def _records(files, shuffle_seed=None):
-    """The records of prepared shard `files`, optionally in a shuffled file
-    order each epoch (a file-level source, so `tf.distribute` can give each
-    worker its own files)."""
-    dataset = tf.data.Dataset.from_tensor_slices(list(files))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(
-            len(files), seed=shuffle_seed, reshuffle_each_iteration=True
-        )
-    return dataset.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(len(files), 8),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-
-
 def training_dataset(
     image_paths,
     captions,
@@ -574,7 +558,7 @@ def training_dataset(
     """
     cached = bool(cache) and cache != "none"
     if isinstance(image_paths, PreparedImages):
-        dataset = _records(image_paths.files, None if cached else seed)
+        dataset = read_shards(image_paths.files, None if cached else seed)
         dataset = dataset.map(_parse_record, num_parallel_calls=tf.data.AUTOTUNE)
         buffer = len(image_paths) if cached else min(len(image_paths), shuffle_buffer)
 

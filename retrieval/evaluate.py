@@ -4,9 +4,8 @@ import json
 import os
 
 from common.training import RunDirectory
-from retrieval.data import load_retrieval_data
 from retrieval.embed import evaluate_embeddings
-from retrieval.train import choose_rerank_weight, load_trained_model
+from retrieval.train import choose_rerank_weight, load_data, load_trained_model
 
 
 def format_table(metrics):
@@ -42,14 +41,7 @@ def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=Tru
     weight = config.training.rerank_weight
     if weight is None:
         weight = choose_rerank_weight(run_dir, verbose)
-    data = load_retrieval_data(
-        data_path or config.data.path,
-        seed=config.data.seed,
-        val_fraction=config.data.val_fraction,
-        test_fraction=config.data.test_fraction,
-        max_image_pixels=config.data.max_image_pixels,
-        verbose=verbose,
-    )
+    data = load_data(config, data_path, verbose)
     if split is None:
         split = "test" if data.counts()["test"] else "val"
         if split == "val" and verbose:

@@ -118,6 +118,18 @@ def load_trained_model(run_dir):
     return config, model
 
 
+def load_data(config, data_path=None, verbose=True):
+    """The run's data (or `data_path`), split as the config says."""
+    return load_retrieval_data(
+        data_path or config.data.path,
+        seed=config.data.seed,
+        val_fraction=config.data.val_fraction,
+        test_fraction=config.data.test_fraction,
+        max_image_pixels=config.data.max_image_pixels,
+        verbose=verbose,
+    )
+
+
 def choose_rerank_weight(run_dir, verbose=True):
     """Chooses the weight of the match probability in the re-ranking score
     on the validation split (best rsum over `RERANK_WEIGHTS`, 0 being the
@@ -125,15 +137,7 @@ def choose_rerank_weight(run_dir, verbose=True):
     `config.json` and returns it (1.0 without validation images)."""
     run = RunDirectory(run_dir)
     config, model = load_trained_model(run_dir)
-    data = load_retrieval_data(
-        config.data.path,
-        seed=config.data.seed,
-        val_fraction=config.data.val_fraction,
-        test_fraction=config.data.test_fraction,
-        max_image_pixels=config.data.max_image_pixels,
-        verbose=False,
-    )
-    images, captions = data.subset("val")
+    images, captions = load_data(config, verbose=False).subset("val")
     weight, note = 1.0, "no validation images: weight 1.0"
     if images and config.training.rerank_top_k > 0:
         metrics = evaluate_embeddings(
@@ -197,13 +201,7 @@ def train(
         return session.finished
     distribution, chief, run = session.distribution, session.chief, session.run
 
-    data = load_retrieval_data(
-        config.data.path,
-        seed=config.data.seed,
-        val_fraction=config.data.val_fraction,
-        test_fraction=config.data.test_fraction,
-        max_image_pixels=config.data.max_image_pixels,
-    )
+    data = load_data(config)
     train_images, train_captions = data.subset("train")
     val_images, val_captions = data.subset("val")
     t = config.training

@@ -28,7 +28,12 @@ from tqdm import tqdm
 
 from common.data import SkipReport
 from common.data.files import write_json_atomically
-from common.data.shards import check_same_preparation, plan_shards, write_shard
+from common.data.shards import (
+    check_same_preparation,
+    plan_shards,
+    read_shards,
+    write_shard,
+)
 from common.data.video import ClipDecodeError, decode_clip
 from video_understanding.config import check_clip_seconds
 from video_understanding.data import SPLITS, load_video_data
@@ -304,15 +309,7 @@ def prepared_records(output, split, shuffle_seed=None, metadata=None):
         raise ValueError(f"No {split!r} shards in {output}.")
     if shuffle_seed is None:
         return tf.data.TFRecordDataset(files)
-    dataset = tf.data.Dataset.from_tensor_slices(files).shuffle(
-        len(files), seed=shuffle_seed, reshuffle_each_iteration=True
-    )
-    return dataset.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(len(files), 4),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    return read_shards(files, shuffle_seed, cycle_length=4)
 
 
 def record_parser(settings):

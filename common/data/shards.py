@@ -24,6 +24,25 @@ def plan_shards(items_by_split, shard_size):
     return plan
 
 
+def read_shards(files, shuffle_seed=None, cycle_length=8):
+    """The records of shard `files`, `cycle_length` files read at a time,
+    optionally in a file order shuffled each epoch (a file-level source, so
+    `tf.distribute` can give each worker its own files)."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(list(files))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(
+            len(files), seed=shuffle_seed, reshuffle_each_iteration=True
+        )
+    return dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), cycle_length),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
 def write_shard(shard_path, serialized):
     """Writes the serialized `tf.train.Example`s `serialized` to `shard_path`:
     first a hidden temporary file, renamed when complete."""
