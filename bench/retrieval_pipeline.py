@@ -1,6 +1,6 @@
 """Retrieval training steps/s: JPEG files through tf.data vs tensors in memory.
 
-The target (issue: retrieval) is a ratio >= 0.9: the model, not the input
+The target is a ratio >= 0.9: the model, not the input
 pipeline, sets the pace. Both runs use the same model, batch and steps, in one
 process; the figure is the ratio of median step times.
 

@@ -8,7 +8,7 @@ N `ffmpeg -threads 1` processes at a time (the usual `xargs -P N` batch).
 ffmpeg's figure counts only decoding and scaling; `prepare` also JPEG-encodes
 the frames and writes TFRecord shards, so the comparison favours ffmpeg.
 
-Target (issue: video): prepare at most 1.5x slower than ffmpeg.
+Target: prepare at most 1.5x slower than ffmpeg.
 
     python bench/video_decode.py [--quick]
 

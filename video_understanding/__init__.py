@@ -1,1 +1,2 @@
-"""Video understanding application (see the open issue)."""
+"""Video understanding: clip classification from frames and sound (VGG16 per
+frame + Conv1D log-mel audio, fused), prepare, train, evaluate, export, predict."""
