@@ -396,7 +396,7 @@ def load_retrieval_data(
     Returns:
         A `RetrievalData`.
     """
-    from retrieval.prepare import is_prepared
+    from retrieval.records import is_prepared
 
     if os.path.isdir(path) and is_prepared(path):
         return load_prepared(path, verbose)
@@ -460,7 +460,7 @@ def load_retrieval_data(
 
 def load_prepared(path, verbose=True):
     """A `RetrievalData` over the shards `python -m retrieval prepare` wrote."""
-    from retrieval.prepare import read_metadata, read_split_index
+    from retrieval.records import read_metadata, read_split_index
 
     metadata = read_metadata(path)
     images, captions, splits = [], [], []

@@ -141,7 +141,7 @@ def _folder_batches(images_dir, files, batch_size, report):
 def _prepared_batches(folder, pattern, shard, batch_size):
     """`(ids, encoded images)` batches streamed from `retrieval prepare` shards
     (images validated when they were prepared)."""
-    from retrieval.prepare import read_metadata
+    from retrieval.records import read_metadata
 
     metadata = read_metadata(folder)
     files = [
@@ -338,7 +338,7 @@ def build_index(
     version folder(s): one path, or a list for a sharded index. Ids are the
     image paths relative to the image folder.
     """
-    from retrieval.prepare import is_prepared, read_metadata
+    from retrieval.records import is_prepared, read_metadata
 
     if max_shard_images is not None and max_shard_images < 1:
         raise ValueError(

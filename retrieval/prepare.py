@@ -32,9 +32,7 @@ from common.data.shards import (
     write_shard,
 )
 from common.data.splits import SPLITS
-
-METADATA = "prepare.json"
-KIND = "retrieval"
+from retrieval.records import KIND, METADATA
 
 
 def _read(path):
@@ -57,15 +55,6 @@ def _example(image_bytes, captions, image_id):
             }
         )
     ).SerializeToString()
-
-
-def is_prepared(path):
-    """Whether `path` is a folder written by `prepare`."""
-    metadata = os.path.join(path, METADATA)
-    if not os.path.isfile(metadata):
-        return False
-    with open(metadata, encoding="utf-8") as f:
-        return json.load(f).get("kind") == KIND
 
 
 def prepare(
@@ -150,19 +139,3 @@ def prepare(
             + ", ".join(f"{s} {metadata['counts'][s]} images" for s in SPLITS)
         )
     return metadata
-
-
-def read_metadata(folder):
-    with open(os.path.join(folder, METADATA), encoding="utf-8") as f:
-        return json.load(f)
-
-
-def read_split_index(folder, split):
-    """`(ids, captions)` of a prepared split, in shard order."""
-    ids, captions = [], []
-    with open(os.path.join(folder, f"{split}.jsonl"), encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            ids.append(record["id"])
-            captions.append(record["captions"])
-    return ids, captions
