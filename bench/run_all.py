@@ -26,6 +26,7 @@ BENCHMARKS = (
     "evaluation",
     "serving",
     "search",
+    "rerank_search",
     "memory",
     "index_memory",
     "data_memory",

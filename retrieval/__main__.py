@@ -84,6 +84,14 @@ def build_parser():
         help="write a gallery larger than this as a sharded index: one search "
         "SavedModel per this many images (OUTPUT/shard-NNNNN-of-MMMMM/)",
     )
+    p.add_argument(
+        "--rerank-depth",
+        type=int,
+        help="text searches re-rank this many top candidates with the matching "
+        "head, which stores each image's region features in the index "
+        "(default: the run's training.rerank_top_k; 0: cosine only, "
+        "embeddings alone)",
+    )
 
     p = commands.add_parser(
         "merge-index", help="merge indexes (e.g. --shard i/N ones) into one"
@@ -104,6 +112,12 @@ def build_parser():
     p.add_argument("query", nargs="?", help="text query")
     p.add_argument("--image", help="query image instead of text")
     p.add_argument("-k", type=int, default=5, help="results (default 5)")
+    p.add_argument(
+        "--rerank-depth",
+        type=int,
+        help="text candidates to re-rank with the matching head (default: the "
+        "index's own; 0: cosine only)",
+    )
     p.add_argument("--html", help="also write an HTML page of the results")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -174,6 +188,7 @@ def run(args):
             pattern=args.pattern,
             shard=parse_shard(args.shard) if args.shard else None,
             max_shard_images=args.max_shard_images,
+            rerank_depth=args.rerank_depth,
         )
     elif args.command == "merge-index":
         from retrieval.index import merge_indexes
@@ -183,7 +198,9 @@ def run(args):
         from retrieval.search import search, write_html
 
         indexes = args.index or ["saved_models/retrieval_index"]
-        results, root = search(indexes, args.query, args.image, args.k)
+        results, root = search(
+            indexes, args.query, args.image, args.k, rerank_depth=args.rerank_depth
+        )
         label = args.query if args.query is not None else f"image {args.image}"
         if args.json:
             print(json.dumps([{"id": i, "score": s} for i, s in results], indent=2))

@@ -13,12 +13,14 @@ The files use the Flickr8k/30k Kaggle layout (`Images/` + `captions.txt` with a
 
 import csv
 import itertools
+import json
 import os
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from common.data.files import read_text
+from common.data.files import read_text, write_atomically
+from retrieval.grounding import BOXES_FILE
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {
@@ -54,7 +56,8 @@ COMBINATIONS = list(
 
 
 def render(shape, colour, cell, size, rng, canvas=96):
-    """Draws one shape on a noisy background; returns a PIL RGB image."""
+    """Draws one shape on a noisy background; returns a PIL RGB image and the
+    shape's box `[x0, y0, x1, y1]` in fractions of the image."""
     background = rng.integers(200, 245)
     pixels = np.full((canvas, canvas, 3), background, dtype=np.int16)
     pixels += rng.integers(-12, 13, size=pixels.shape, dtype=np.int16)
@@ -80,7 +83,8 @@ def render(shape, colour, cell, size, rng, canvas=96):
             [(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)],
             fill=fill,
         )
-    return image
+    shape_box = [float(np.clip(v / canvas, 0.0, 1.0)) for v in box]
+    return image, shape_box
 
 
 def captions_for(shape, colour, cell, size, rng):
@@ -98,7 +102,8 @@ def captions_for(shape, colour, cell, size, rng):
 
 
 def generate_demo_data(output_dir, num_train=1500, num_val=100, num_test=300, seed=0):
-    """Writes `Images/*.jpg` and `captions.txt` (`image,caption,split`).
+    """Writes `Images/*.jpg`, `captions.txt` (`image,caption,split`) and
+    `boxes.json` (each image's shape box, `retrieval.grounding`).
 
     Returns the path of `captions.txt`. Reuses a complete earlier output made
     with the same arguments.
@@ -110,7 +115,7 @@ def generate_demo_data(output_dir, num_train=1500, num_val=100, num_test=300, se
         )
     captions_path = os.path.join(output_dir, "captions.txt")
     stamp = os.path.join(output_dir, ".complete")
-    signature = f"{num_train},{num_val},{num_test},{seed}"
+    signature = f"{num_train},{num_val},{num_test},{seed},boxes"
     if read_text(stamp) == signature:
         return captions_path
     rng = np.random.default_rng(seed)
@@ -128,12 +133,11 @@ def generate_demo_data(output_dir, num_train=1500, num_val=100, num_test=300, se
             for i in rng.integers(0, len(COMBINATIONS), num_train)
         ]
     )
-    rows = []
+    rows, boxes = [], {}
     for index, (split, (shape, colour, cell, size)) in enumerate(plan):
         name = f"{split}_{index:05d}.jpg"
-        render(shape, colour, cell, size, rng).save(
-            os.path.join(images_dir, name), quality=92
-        )
+        image, boxes[name] = render(shape, colour, cell, size, rng)
+        image.save(os.path.join(images_dir, name), quality=92)
         rows.extend(
             (name, caption, split)
             for caption in captions_for(shape, colour, cell, size, rng)
@@ -144,6 +148,8 @@ def generate_demo_data(output_dir, num_train=1500, num_val=100, num_test=300, se
         writer.writerow(["image", "caption", "split"])
         writer.writerows(rows)
     os.replace(tmp_path, captions_path)
-    with open(stamp, "w", encoding="utf-8") as f:
-        f.write(signature)
+    write_atomically(
+        os.path.join(output_dir, BOXES_FILE), json.dumps(boxes, indent=0) + "\n"
+    )
+    write_atomically(stamp, signature)
     return captions_path

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from common.metrics import retrieval_metrics
 from retrieval.data import flatten_captions, image_dataset
+from retrieval.grounding import attention_maps, pointing_game
 
 
 def _compiled(model, name):
@@ -131,15 +132,21 @@ def evaluate_embeddings(
     batch_size,
     rerank_top_k=0,
     rerank_weights=(1.0,),
+    boxes=None,
 ):
     """Recall@K of the dual encoder, and of cross-attention re-ranking.
+
+    With `boxes` (one `[x0, y0, x1, y1]` or `None` per image), also the
+    pointing game of the matching head's attention over the captions of the
+    images that have a box (`retrieval.grounding`).
 
     With several `rerank_weights`, the match probabilities are computed once
     and each weight's re-ranked Recall@K is in `metrics["rerank_by_weight"]`;
     `metrics["rerank"]` is the one with the best rsum (the smallest weight
     among ties).
     """
-    keep = rerank_top_k > 0
+    has_boxes = boxes is not None and any(b is not None for b in boxes)
+    keep = rerank_top_k > 0 or has_boxes
     texts, text_to_image, image_out, text_out = _embed_all(
         model, image_paths, captions, image_size, batch_size, keep
     )
@@ -152,7 +159,18 @@ def evaluate_embeddings(
         image_embeddings, text_embeddings = image_out, text_out
     similarity = image_embeddings @ text_embeddings.T
     metrics = retrieval_metrics(similarity, text_to_image)
-    if keep:
+    if has_boxes:
+        boxed = [j for j, i in enumerate(text_to_image) if boxes[i] is not None]
+        images_of = np.asarray(text_to_image)[boxed]
+        maps = attention_maps(
+            model, regions[images_of], [texts[j] for j in boxed], batch_size
+        )
+        metrics.update(
+            pointing_game(
+                maps, np.asarray([boxes[i] for i in images_of]), *model.grid_shape
+            )
+        )
+    if rerank_top_k > 0:
         pairs = [candidate_pairs(similarity, rerank_top_k, axis) for axis in (0, 1)]
         matches = [
             _pair_scores(model, regions, tokens, masks, i, t, batch_size)

@@ -4,7 +4,9 @@ import json
 import os
 
 from common.training import RunDirectory
+from retrieval.data import PreparedImages
 from retrieval.embed import evaluate_embeddings
+from retrieval.grounding import boxes_for, find_boxes, read_boxes
 from retrieval.train import choose_rerank_weight, load_data, load_trained_model
 
 
@@ -50,6 +52,12 @@ def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=Tru
     if not images:
         raise ValueError(f"The {split!r} split of {data.root} has no images.")
     top_k = config.training.rerank_top_k if rerank_top_k is None else rerank_top_k
+    folders = [data_path or config.data.path, data.root, os.path.dirname(data.root)]
+    boxes_file = find_boxes(folders)
+    boxes = None
+    if boxes_file is not None:
+        names = images.ids if isinstance(images, PreparedImages) else images
+        boxes = boxes_for(names, read_boxes(boxes_file), folders)
     metrics = evaluate_embeddings(
         model,
         images,
@@ -58,6 +66,7 @@ def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=Tru
         config.training.validation_batch_size,
         rerank_top_k=top_k,
         rerank_weights=(weight,),
+        boxes=boxes,
     )
     metrics["split"] = split
     metrics["data"] = os.path.abspath(data_path or config.data.path)
@@ -69,5 +78,11 @@ def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=Tru
             f"{metrics['num_texts']} captions), percent:"
         )
         print(format_table(metrics))
+        if "pointing_game" in metrics:
+            print(
+                f"Pointing game ({metrics['pointing_captions']} captions with a "
+                f"box in {boxes_file}): {metrics['pointing_game']:.3f} "
+                f"(chance {metrics['pointing_chance']:.3f})"
+            )
         print(f"Wrote {run.metrics}")
     return metrics

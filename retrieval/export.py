@@ -19,6 +19,9 @@ SIGNATURES = (
     "embed_image_pixels",
     "embed_text",
     "score",
+    "image_regions",
+    "text_tokens",
+    "match_regions",
     "serving_default",
 )
 
@@ -37,7 +40,11 @@ def _resize_pixels(images, image_size):
 
 
 def make_export_archive(
-    model, image_size, max_pixels=MAX_REQUEST_PIXELS, rerank_weight=1.0
+    model,
+    image_size,
+    max_pixels=MAX_REQUEST_PIXELS,
+    rerank_weight=1.0,
+    rerank_top_k=20,
 ):
     """An `ExportArchive` with the retrieval signatures of `model`.
 
@@ -50,7 +57,16 @@ def make_export_archive(
       `[None]`: each pair's re-ranking score, the dual encoder's cosine plus
       `rerank_weight` times the matching head's probability (what `evaluate`
       ranks the top candidates by).
+    - `image_regions`: `image_bytes` -> `embeddings` and `regions` float32
+      `[None, R, E]` (the matching head's image input).
+    - `text_tokens`: `text` -> `embeddings`, `tokens` float32 `[None, L, E]`
+      and `mask` bool `[None, L]`.
+    - `match_regions`: `regions`, `tokens`, `mask` (paired rows) -> `match`
+      float32 `[None]`, the matching head's probability: what a search index
+      re-ranks with, without decoding the gallery again.
     - `serving_default`: `embed_text`.
+
+    The re-ranking defaults are saved beside them (`rerank_defaults(loaded)`).
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -89,6 +105,31 @@ def make_export_archive(
         cosine = tf.reduce_sum(images["embeddings"] * texts["embeddings"], axis=-1)
         return {"scores": cosine + rerank_weight * match}
 
+    def image_regions(image_bytes):
+        images = _decode_batch(checked_bytes(image_bytes), image_size)
+        out = model.encode_images(images, training=False)
+        return {
+            "embeddings": out["embeddings"],
+            "regions": tf.cast(out["regions"], tf.float32),
+        }
+
+    def text_tokens(text):
+        out = model.encode_texts(checked_text(text), training=False)
+        return {
+            "embeddings": out["embeddings"],
+            "tokens": tf.cast(out["tokens"], tf.float32),
+            "mask": out["mask"],
+        }
+
+    def match_regions(regions, tokens, mask):
+        regions = ensure_batch(regions, "regions", 3, (model.num_regions, None))
+        tokens = ensure_batch(tokens, "tokens", 3)
+        mask = ensure_batch(mask, "mask", 2)
+        regions, tokens, mask = ensure_same_batch(
+            {"regions": regions, "tokens": tokens, "mask": mask}
+        )
+        return {"match": model.match_scores(regions, tokens, mask, training=False)}
+
     bytes_spec = tf.TensorSpec((None,), tf.string, name="image_bytes")
     text_spec = tf.TensorSpec((None,), tf.string, name="text")
     archive.add_endpoint("embed_image", embed_image, input_signature=[bytes_spec])
@@ -99,13 +140,51 @@ def make_export_archive(
     )
     archive.add_endpoint("embed_text", embed_text, input_signature=[text_spec])
     archive.add_endpoint("score", score, input_signature=[bytes_spec, text_spec])
+    archive.add_endpoint("image_regions", image_regions, input_signature=[bytes_spec])
+    archive.add_endpoint("text_tokens", text_tokens, input_signature=[text_spec])
+    dim = model.embedding_dim
+    archive.add_endpoint(
+        "match_regions",
+        match_regions,
+        input_signature=[
+            tf.TensorSpec((None, model.num_regions, dim), tf.float32, name="regions"),
+            tf.TensorSpec((None, None, dim), tf.float32, name="tokens"),
+            tf.TensorSpec((None, None), tf.bool, name="mask"),
+        ],
+    )
     archive.add_endpoint("serving_default", embed_text, input_signature=[text_spec])
+    for name, value in (
+        ("rerank_weight", float(rerank_weight)),
+        ("rerank_top_k", int(rerank_top_k)),
+    ):
+        archive.add_variable_collection(
+            name, [tf.Variable(value, trainable=False, name=name)]
+        )
     return archive
 
 
-def warmup_inputs(image_size):
+def rerank_defaults(loaded):
+    """`(weight, top_k)` saved in a loaded retrieval SavedModel (`(1.0, 20)`
+    for one exported before they were saved)."""
+    weight = getattr(loaded, "rerank_weight", None)
+    top_k = getattr(loaded, "rerank_top_k", None)
+    if weight is None or top_k is None:
+        return 1.0, 20
+    return float(weight[0].numpy()), int(top_k[0].numpy())
+
+
+def warmup_inputs(image_size, model):
     """Warmup inputs for each signature (see `common.serving.warmup`)."""
     jpeg = sample_jpeg()
+    regions = (model.num_regions, model.embedding_dim)
+    tokens = (model.sequence_length, model.embedding_dim)
+
+    def match(batch):
+        return {
+            "regions": np.zeros((batch,) + regions, np.float32),
+            "tokens": np.zeros((batch,) + tokens, np.float32),
+            "mask": np.ones((batch, tokens[0]), bool),
+        }
 
     def pixels(batch):
         return {"images": np.full((batch, image_size, image_size, 3), 128, np.uint8)}
@@ -118,6 +197,9 @@ def warmup_inputs(image_size):
             "image_bytes": [jpeg] * batch,
             "text": ["a photo of a dog"] * batch,
         },
+        "image_regions": lambda batch: {"image_bytes": [jpeg] * batch},
+        "text_tokens": lambda batch: {"text": ["a photo of a dog"] * batch},
+        "match_regions": match,
         "serving_default": lambda batch: {"text": ["a photo of a dog"] * batch},
     }
 
@@ -132,12 +214,13 @@ def export(
         model,
         config.data.image_size,
         rerank_weight=1.0 if weight is None else weight,
+        rerank_top_k=config.training.rerank_top_k,
     )
     size = config.data.image_size
 
     def write(tmp):
         archive.write_out(tmp, verbose=False)
-        write_warmup_requests(tmp, "retrieval", warmup_inputs(size))
+        write_warmup_requests(tmp, "retrieval", warmup_inputs(size, model))
 
     path = export_versioned(write, output, version=version, keep=keep)
     if verbose:

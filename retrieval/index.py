@@ -20,14 +20,32 @@ from retrieval.data import check_image
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
+# Region features are stored in this dtype: half the bytes of float32, and
+# the matching head's probabilities move by about 1e-3 (tests/retrieval).
+REGION_DTYPE = np.float16
+
+
 class SearchIndex(tf.Module):
     """Gallery embeddings and ids beside the retrieval SavedModel that made them.
 
     Its signatures embed the query with that model and return the top-k
-    gallery ids and cosine scores in one call.
+    gallery ids and scores in one call. With `regions` (each image's region
+    features, `[N, R, E]`), `search_by_text` also re-ranks its top
+    `rerank_depth` candidates with the model's matching head, scoring each by
+    cosine + `rerank_weight` x match probability, as `retrieval evaluate`
+    does, in the same call.
     """
 
-    def __init__(self, encoder, embeddings, ids, gallery_root):
+    def __init__(
+        self,
+        encoder,
+        embeddings,
+        ids,
+        gallery_root,
+        regions=None,
+        rerank_weight=1.0,
+        rerank_depth=0,
+    ):
         super().__init__()
         self.encoder = encoder
         self.embeddings = tf.Variable(embeddings, trainable=False, name="embeddings")
@@ -35,8 +53,21 @@ class SearchIndex(tf.Module):
         self.gallery_root = tf.Variable(
             gallery_root, trainable=False, name="gallery_root"
         )
+        self.has_regions = regions is not None
+        if regions is None:
+            regions = np.zeros((0, 1, 1), REGION_DTYPE)
+            rerank_depth = 0
+        self.regions = tf.Variable(
+            np.asarray(regions, REGION_DTYPE), trainable=False, name="regions"
+        )
+        self.rerank_weight = tf.Variable(
+            float(rerank_weight), trainable=False, name="rerank_weight"
+        )
+        self.rerank_depth = tf.Variable(
+            int(rerank_depth), trainable=False, name="rerank_depth"
+        )
 
-    def _top_k(self, queries, k):
+    def _checked_k(self, queries, k):
         size = tf.shape(self.embeddings)[0]
         k = ensure_batch(k, "k", 1)
         k, queries = ensure_same_batch({"k": k, "queries": queries})
@@ -49,7 +80,10 @@ class SearchIndex(tf.Module):
             ),
         ]
         with tf.control_dependencies(checks):
-            k_max = tf.reduce_max(k)
+            return tf.identity(queries), tf.reduce_max(k)
+
+    def _top_k(self, queries, k):
+        queries, k_max = self._checked_k(queries, k)
         scores = self._scores(queries)
         top = tf.math.top_k(scores, k=k_max)
         return {"ids": tf.gather(self.ids, top.indices), "scores": top.values}
@@ -63,6 +97,55 @@ class SearchIndex(tf.Module):
     def _scores(self, queries):
         return tf.matmul(queries, self.embeddings, transpose_b=True)
 
+    def _reranked(self, text, k, depth):
+        """Top-k of a text query, its first `depth` candidates (per query)
+        ordered by the re-ranking score, the rest by cosine."""
+        text = ensure_batch(text, "text", 1)
+        encoded = self.encoder.signatures["text_tokens"](text=text)
+        queries, k_max = self._checked_k(encoded["embeddings"], k)
+        depth = ensure_batch(depth, "rerank_depth", 1)
+        depth, queries = ensure_same_batch({"rerank_depth": depth, "text": queries})
+        size = tf.shape(self.embeddings)[0]
+        depth = tf.clip_by_value(depth, 0, size)
+        d_max = tf.reduce_max(depth)
+        cosine = self._scores(queries)
+        top = tf.math.top_k(cosine, k=tf.maximum(k_max, d_max))
+        head, tail = top.values[:, :d_max], top.values[:, d_max:]
+
+        def with_match():
+            match = self._match(encoded, top.indices[:, :d_max], d_max)
+            return head + self.rerank_weight * match
+
+        def without_match():
+            return head
+
+        # (Named functions, not lambdas: AutoGraph reads a lambda's source.)
+        fused = tf.cond(d_max > 0, with_match, without_match)
+        reranked = tf.range(d_max)[None, :] < depth[:, None]
+        scores = tf.concat([tf.where(reranked, fused, head), tail], axis=1)
+        # Re-ranked candidates stay above the others (cosines are <= 1).
+        order = tf.concat([tf.where(reranked, fused + 3.0, head), tail], axis=1)
+        best = tf.math.top_k(order, k=k_max).indices
+        indices = tf.gather(top.indices, best, batch_dims=1)
+        return {
+            "ids": tf.gather(self.ids, indices),
+            "scores": tf.gather(scores, best, batch_dims=1),
+        }
+
+    def _match(self, encoded, candidates, depth):
+        """Match probabilities `[B, depth]` of each query's candidates."""
+        batch = tf.shape(candidates)[0]
+        regions = tf.cast(tf.gather(self.regions, candidates), tf.float32)
+        regions = tf.reshape(
+            regions, tf.concat([[batch * depth], tf.shape(self.regions)[1:]], 0)
+        )
+        tokens = tf.repeat(encoded["tokens"], depth, axis=0)
+        mask = tf.repeat(encoded["mask"], depth, axis=0)
+        match = self.encoder.signatures["match_regions"](
+            regions=regions, tokens=tokens, mask=mask
+        )["match"]
+        return tf.reshape(match, (batch, depth))
+
     # `k` has one value per query (not a scalar) so that every input has the
     # batch dimension TF Serving's server-side batching needs; the outputs have
     # max(k) columns, best first (a request whose queries all ask the same k,
@@ -74,9 +157,25 @@ class SearchIndex(tf.Module):
         ]
     )
     def search_by_text(self, text, k):
+        if self.has_regions:
+            depth = tf.fill(tf.shape(k), self.rerank_depth)
+            return self._reranked(text, k, depth)
         text = ensure_batch(text, "text", 1)
         queries = self.encoder.signatures["embed_text"](text=text)["embeddings"]
         return self._top_k(queries, k)
+
+    # The same with the re-rank depth chosen per query (0: cosine only).
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((None,), tf.string, name="text"),
+            tf.TensorSpec((None,), tf.int32, name="k"),
+            tf.TensorSpec((None,), tf.int32, name="rerank_depth"),
+        ]
+    )
+    def search_by_text_reranked(self, text, k, rerank_depth):
+        if not self.has_regions:  # (traced when saved; not a signature then)
+            return self.search_by_text(text, k)
+        return self._reranked(text, k, rerank_depth)
 
     @tf.function(
         input_signature=[
@@ -90,14 +189,30 @@ class SearchIndex(tf.Module):
         queries = signature(image_bytes=image_bytes)["embeddings"]
         return self._top_k(queries, k)
 
+    def signature_map(self):
+        """The serving signatures, by name."""
+        signatures = {
+            "search_by_text": self.search_by_text,
+            "search_by_image": self.search_by_image,
+            "serving_default": self.search_by_text,
+        }
+        if self.has_regions:
+            signatures["search_by_text_reranked"] = self.search_by_text_reranked
+        return signatures
+
     # Not a serving signature (TF Serving's batching refuses a signature
     # without batched inputs): `index = tf.saved_model.load(path)`, then
     # `index.gallery_info()` (keep `index` alive: it holds the variables).
     @tf.function(input_signature=[])
     def gallery_info(self):
+        region_shape = tf.shape(self.regions)[1:]
         return {
             "size": tf.shape(self.ids)[0],
             "gallery_root": self.gallery_root,
+            "rerank_depth": self.rerank_depth,
+            "rerank_weight": self.rerank_weight,
+            "region_bytes_per_image": tf.reduce_prod(region_shape)
+            * (np.dtype(REGION_DTYPE).itemsize if self.has_regions else 0),
         }
 
 
@@ -170,9 +285,10 @@ def _prepared_batches(folder, pattern, shard, batch_size):
 
 
 class EmbeddingSpool:
-    """Gallery embeddings and ids written to disk as they are computed (raw
-    float32 rows and one id a line in a temporary folder), and read back one
-    slice at a time, so memory does not grow with the gallery."""
+    """Gallery embeddings, ids and (optionally) region features written to
+    disk as they are computed (raw float32 / float16 rows and one id a line
+    in a temporary folder), and read back one slice at a time, so memory does
+    not grow with the gallery."""
 
     def __init__(self, folder):
         import tempfile
@@ -180,13 +296,19 @@ class EmbeddingSpool:
         os.makedirs(folder, exist_ok=True)
         self.folder = tempfile.mkdtemp(prefix=".embeddings-", dir=folder)
         self._vectors = open(os.path.join(self.folder, "embeddings.f32"), "wb")
+        self._regions = open(os.path.join(self.folder, "regions.f16"), "wb")
         self._ids = open(os.path.join(self.folder, "ids.txt"), "w", encoding="utf-8")
-        self.count, self.dim = 0, None
+        self.count, self.dim, self.region_shape = 0, None, None
 
-    def add(self, embeddings, ids):
+    def add(self, embeddings, ids, regions=None):
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         if self.dim is None:
             self.dim = embeddings.shape[1]
+        if regions is not None:
+            regions = np.ascontiguousarray(regions, dtype=REGION_DTYPE)
+            if self.region_shape is None:
+                self.region_shape = regions.shape[1:]
+            self._regions.write(regions.tobytes())
         self._vectors.write(embeddings.tobytes())
         for image_id in ids:
             if "\n" in image_id:
@@ -195,38 +317,55 @@ class EmbeddingSpool:
         self.count += len(ids)
 
     def slices(self, size):
-        """`(embeddings, ids)` of rows `[0, size)`, `[size, 2 size)`, ..."""
-        self._vectors.close()
-        self._ids.close()
+        """`(embeddings, ids, regions or None)` of rows `[0, size)`, `[size,
+        2 size)`, ..."""
+        for f in (self._vectors, self._regions, self._ids):
+            f.close()
         row = self.dim * 4
+        region_row = (
+            int(np.prod(self.region_shape)) * np.dtype(REGION_DTYPE).itemsize
+            if self.region_shape is not None
+            else 0
+        )
         with (
             open(os.path.join(self.folder, "embeddings.f32"), "rb") as vectors,
+            open(os.path.join(self.folder, "regions.f16"), "rb") as regions,
             open(os.path.join(self.folder, "ids.txt"), encoding="utf-8") as ids,
         ):
             for start in range(0, self.count, size):
                 rows = min(size, self.count - start)
                 block = np.frombuffer(vectors.read(rows * row), dtype=np.float32)
                 names = [ids.readline().rstrip("\n") for _ in range(rows)]
-                yield block.reshape(rows, self.dim), np.array(names)
+                features = None
+                if region_row:
+                    features = np.frombuffer(
+                        regions.read(rows * region_row), dtype=REGION_DTYPE
+                    ).reshape((rows,) + tuple(self.region_shape))
+                yield block.reshape(rows, self.dim), np.array(names), features
 
     def close(self):
         import shutil
 
-        for f in (self._vectors, self._ids):
+        for f in (self._vectors, self._regions, self._ids):
             f.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def embed_gallery(encoder, batches, spool, verbose=True, total=None):
+def embed_gallery(
+    encoder, batches, spool, verbose=True, total=None, with_regions=False
+):
     """Embeds `(ids, encoded images)` batches with the retrieval SavedModel's
-    `embed_image` signature into `spool`; returns the number embedded."""
-    signature = encoder.signatures["embed_image"]
+    `embed_image` signature (`image_regions`, keeping the region features,
+    with `with_regions`) into `spool`; returns the number embedded."""
+    name = "image_regions" if with_regions else "embed_image"
+    signature = encoder.signatures[name]
     progress = tqdm(
         total=total, desc="Embedding gallery", unit="image", disable=not verbose
     )
     for ids, blobs in batches:
-        out = signature(image_bytes=tf.constant(blobs))["embeddings"]
-        spool.add(out.numpy(), ids)
+        out = signature(image_bytes=tf.constant(blobs))
+        regions = out["regions"].numpy() if with_regions else None
+        spool.add(out["embeddings"].numpy(), ids, regions)
         progress.update(len(ids))
     progress.close()
     return spool.count
@@ -282,22 +421,39 @@ def parse_shard(value):
     return index, count
 
 
-def export_index(encoder, embeddings, ids, root, output, version=None, keep=None):
-    """Writes a `SearchIndex` over `embeddings` / `ids` as the next version of
-    `output` (atomically, with warmup requests); returns its folder."""
-    index = SearchIndex(encoder, embeddings, ids, root)
-    signatures = {
-        "search_by_text": index.search_by_text,
-        "search_by_image": index.search_by_image,
-        "serving_default": index.search_by_text,
-    }
+def export_index(
+    encoder,
+    embeddings,
+    ids,
+    root,
+    output,
+    version=None,
+    keep=None,
+    regions=None,
+    rerank_weight=1.0,
+    rerank_depth=0,
+):
+    """Writes a `SearchIndex` over `embeddings` / `ids` (and `regions`, to
+    re-rank) as the next version of `output` (atomically, with warmup
+    requests); returns its folder."""
+    index = SearchIndex(
+        encoder, embeddings, ids, root, regions, rerank_weight, rerank_depth
+    )
+    signatures = index.signature_map()
     jpeg = sample_jpeg()
     k = min(10, len(ids))
+    depth = min(int(rerank_depth), len(ids))
     warmup = {
         "search_by_text": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
         "search_by_image": lambda b: {"image_bytes": [jpeg] * b, "k": [k] * b},
         "serving_default": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
+        "search_by_text_reranked": lambda b: {
+            "text": ["a photo"] * b,
+            "k": [k] * b,
+            "rerank_depth": [depth] * b,
+        },
     }
+    warmup = {name: warmup[name] for name in signatures}
 
     def write(tmp):
         tf.saved_model.save(index, tmp, signatures=signatures)
@@ -316,10 +472,17 @@ def build_index(
     pattern="*",
     shard=None,
     max_shard_images=None,
+    rerank_depth=None,
     verbose=True,
 ):
     """Embeds every image under `images` (whose name matches the glob
     `pattern`) and exports a search SavedModel.
+
+    `rerank_depth` (default: the run's `training.rerank_top_k`, saved in the
+    retrieval SavedModel) is how many of a text query's top candidates
+    `search_by_text` re-ranks with the matching head; the index then stores
+    each image's region features (float16, `gallery_info()` gives the bytes
+    per image). 0 stores embeddings only and ranks by cosine.
 
     `images` is a folder of image files or a folder written by
     `retrieval prepare` (all its splits). Embeddings are streamed to a
@@ -344,8 +507,25 @@ def build_index(
         raise ValueError(
             f"--max-shard-images must be at least 1; received {max_shard_images}."
         )
+    from retrieval.export import rerank_defaults
+
     model_dir = resolve_version_dir(model)
     encoder = tf.saved_model.load(model_dir)
+    weight, default_depth = rerank_defaults(encoder)
+    can_rerank = {"image_regions", "match_regions", "text_tokens"} <= set(
+        encoder.signatures
+    )
+    if rerank_depth is None:
+        rerank_depth = default_depth if can_rerank else 0
+    if rerank_depth < 0:
+        raise ValueError(f"--rerank-depth must be 0 or more; received {rerank_depth}.")
+    if rerank_depth and not can_rerank:
+        raise ValueError(
+            f"{model_dir} has no matching-head signatures (image_regions, "
+            "text_tokens, match_regions): export the run again to re-rank, or "
+            "index with --rerank-depth 0."
+        )
+    rerank = {"rerank_weight": weight, "rerank_depth": rerank_depth}
     report = SkipReport(images)
     if is_prepared(images):
         root = read_metadata(images)["image_root"]
@@ -362,7 +542,9 @@ def build_index(
         batches = _folder_batches(root, files, batch_size, report)
     spool = EmbeddingSpool(output)  # a hidden folder TF Serving ignores
     try:
-        report.kept = embed_gallery(encoder, batches, spool, verbose, total)
+        report.kept = embed_gallery(
+            encoder, batches, spool, verbose, total, with_regions=rerank_depth > 0
+        )
         if not report.kept:
             raise ValueError(f"No usable image in {images!r}: {report.summary()}")
         if report.skipped and verbose:
@@ -370,8 +552,10 @@ def build_index(
         size = max_shard_images or report.kept
         count = -(-report.kept // size)
         if count == 1:
-            ((embeddings, ids),) = spool.slices(size)
-            paths = export_index(encoder, embeddings, ids, root, output, version, keep)
+            ((embeddings, ids, regions),) = spool.slices(size)
+            paths = export_index(
+                encoder, embeddings, ids, root, output, version, keep, regions, **rerank
+            )
         else:
             folders = [
                 os.path.join(output, shard_folder(i, count)) for i in range(count)
@@ -379,15 +563,25 @@ def build_index(
             if version is None:
                 version = max(next_version(f) for f in folders)
             paths = []
-            for folder, (embeddings, ids) in zip(
+            for folder, (embeddings, ids, regions) in zip(
                 folders, spool.slices(size), strict=True
             ):
                 paths.append(
-                    export_index(encoder, embeddings, ids, root, folder, version, keep)
+                    export_index(
+                        encoder,
+                        embeddings,
+                        ids,
+                        root,
+                        folder,
+                        version,
+                        keep,
+                        regions,
+                        **rerank,
+                    )
                 )
                 # a SearchIndex and its traced functions form reference cycles:
                 # collect each shard's before the next one is built
-                del embeddings, ids
+                del embeddings, ids, regions
                 gc.collect()
     finally:
         spool.close()
@@ -400,6 +594,15 @@ def build_index(
             f"Indexed {report.kept} images{part} from {images} with {model_dir} "
             f"into {where}"
         )
+        if rerank_depth:
+            per_image = (
+                int(np.prod(spool.region_shape)) * np.dtype(REGION_DTYPE).itemsize
+            )
+            print(
+                f"Text searches re-rank their top {rerank_depth} with the matching "
+                f"head (weight {weight:g}); region features {per_image:,} bytes per "
+                "image (--rerank-depth 0 leaves them out)."
+            )
     return paths
 
 
@@ -408,12 +611,16 @@ def merge_indexes(model, inputs, output, version=None, keep=None, verbose=True):
     made with the same retrieval model and gallery folder."""
     if not inputs:
         raise ValueError("Give the indexes to merge.")
-    embeddings, ids, roots = [], [], set()
+    embeddings, ids, roots, regions, settings = [], [], set(), [], set()
     for path in [v for i in inputs for v in index_versions(i)]:
         loaded = tf.saved_model.load(path)
         embeddings.append(loaded.embeddings.numpy())
         ids.append(loaded.ids.numpy())
         roots.add(loaded.gallery_root.numpy().decode("utf-8"))
+        info = loaded.gallery_info()
+        depth = int(info.get("rerank_depth", 0))
+        regions.append(loaded.regions.numpy() if depth else None)
+        settings.add((depth, float(info.get("rerank_weight", 1.0))))
     if len(roots) != 1:
         raise ValueError(
             f"The indexes cover different gallery folders: {sorted(roots)}"
@@ -421,9 +628,24 @@ def merge_indexes(model, inputs, output, version=None, keep=None, verbose=True):
     ids = np.concatenate(ids)
     if len(set(ids.tolist())) != len(ids):
         raise ValueError("The indexes share images: were they made with --shard i/N?")
+    if len(settings) != 1:
+        raise ValueError(
+            "The indexes re-rank differently (depth, weight): "
+            f"{sorted(settings)}; build them with the same --rerank-depth."
+        )
+    depth, weight = settings.pop()
     encoder = tf.saved_model.load(resolve_version_dir(model))
     path = export_index(
-        encoder, np.concatenate(embeddings), ids, roots.pop(), output, version, keep
+        encoder,
+        np.concatenate(embeddings),
+        ids,
+        roots.pop(),
+        output,
+        version,
+        keep,
+        np.concatenate(regions) if depth else None,
+        rerank_weight=weight,
+        rerank_depth=depth,
     )
     if verbose:
         print(f"Merged {len(inputs)} indexes ({len(ids)} images) into {path}")

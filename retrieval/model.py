@@ -140,6 +140,7 @@ class ImageTextRetrievalModel(PrebuiltModel):
         )
         self.vocabulary_size = self.text_encoder.vocabulary_size
         self.num_regions = self.image_encoder.num_regions
+        self.grid_shape = self.image_encoder.grid_shape
         # Flattened regions keep where things are, which captions often say.
         self.image_head = keras.layers.Dense(self.embedding_dim, name="image_embedding")
         self.text_head = keras.layers.Dense(self.embedding_dim, name="text_embedding")

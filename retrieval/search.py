@@ -8,12 +8,16 @@ import tensorflow as tf
 from common.serving.topk import merge_top_k
 
 
-def search(index, query=None, image=None, k=5):
+def search(index, query=None, image=None, k=5, rerank_depth=None):
     """Top-k `(id, score)` pairs and the gallery root, for a text or image
-    query. `index` is one index folder or a list of them (the shards of a
-    gallery indexed with `--shard i/N`), or a sharded index folder
-    (`--max-shard-images`): each index answers its own top-k and the answers
-    are merged by score, which gives the same top-k as one index."""
+    query. A text query's top `rerank_depth` candidates (default: the
+    index's own) are re-ranked with the matching head where the index holds
+    region features; image queries rank by cosine. `index` is one index
+    folder or a list of them (the shards of a gallery indexed with `--shard
+    i/N`), or a sharded index folder (`--max-shard-images`): each index
+    answers its own top-k (re-ranking its own top candidates) and the answers
+    are merged by score, which gives the same top-k as one index when
+    ranking by cosine (re-ranked, each shard re-ranks its own candidates)."""
     from retrieval.index import index_versions
 
     if (query is None) == (image is None):
@@ -32,6 +36,8 @@ def search(index, query=None, image=None, k=5):
     ]
     for loaded in loaded_all:
         total += int(loaded.gallery_info()["size"])
+    if rerank_depth is not None and rerank_depth < 0:
+        raise ValueError(f"--rerank-depth must be 0 or more; received {rerank_depth}.")
     if not 1 <= k <= total:
         raise ValueError(
             f"-k must be between 1 and the gallery size {total}; received {k}."
@@ -44,6 +50,12 @@ def search(index, query=None, image=None, k=5):
         if image is not None:
             out = loaded.signatures["search_by_image"](
                 image_bytes=tf.constant([image_bytes]), k=want
+            )
+        elif rerank_depth is not None and int(info.get("rerank_depth", 0)) > 0:
+            out = loaded.signatures["search_by_text_reranked"](
+                text=tf.constant([query]),
+                k=want,
+                rerank_depth=tf.constant([rerank_depth]),
             )
         else:
             out = loaded.signatures["search_by_text"](text=tf.constant([query]), k=want)

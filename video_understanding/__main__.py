@@ -54,7 +54,7 @@ def build_parser():
     p = commands.add_parser("train", help="train a model into a run directory")
     add_training_arguments(
         p,
-        presets="demo | ucf101 | kinetics",
+        presets="demo | demo_sync | ucf101 | kinetics",
         data_help="clips or a prepared folder (demo: generated)",
         set_example="model.fusion=graph",
     )
@@ -62,7 +62,9 @@ def build_parser():
     p = commands.add_parser(
         "ablate", help="train every fusion and each single modality, one table"
     )
-    p.add_argument("--preset", default="demo", help="demo | ucf101 | kinetics")
+    p.add_argument(
+        "--preset", default="demo", help="demo | demo_sync | ucf101 | kinetics"
+    )
     p.add_argument("--data", help="clips or a prepared folder (demo: generated)")
     p.add_argument("--output", required=True, help="folder for the runs")
     add_override_argument(p, "config override applied to every variant")

@@ -5,7 +5,15 @@ import dataclasses
 from common.data.cache import check_cache_setting
 from common.training.config import apply_overrides
 
-FUSIONS = ("cross_attention", "early", "late", "self_attention", "graph")
+FUSIONS = (
+    "cross_attention",
+    "early",
+    "early_temporal",
+    "late",
+    "self_attention",
+    "graph",
+)
+DEMO_TASKS = ("shapes", "sync")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -45,6 +53,8 @@ class DataConfig:
         val_fraction: validation clips when split here.
         test_fraction: test clips when split here.
         demo_clips_per_class: demo clips per class for train, val, test.
+        demo_task: the generated clips: `"shapes"` (direction x pitch) or
+            `"sync"` (which of two bouncing shapes makes the clicks).
     """
 
     path: str | None = None
@@ -59,6 +69,7 @@ class DataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     demo_clips_per_class: tuple = (60, 10, 20)
+    demo_task: str = "shapes"
 
 
 @dataclasses.dataclass
@@ -81,6 +92,9 @@ class ModelConfig:
         fft_length: FFT size.
         sequence_stride: hop in samples.
         audio_filters: Conv1D widths.
+        time_encoding: add the same encoding of each token's time in the
+            clip (a fraction of its length) to frame and audio tokens, so
+            attention can line the two sequences up in time.
     """
 
     fusion: str = "cross_attention"
@@ -98,6 +112,7 @@ class ModelConfig:
     fft_length: int = 512
     sequence_stride: int = 160
     audio_filters: tuple = (64, 128)
+    time_encoding: bool = False
 
 
 @dataclasses.dataclass
@@ -154,6 +169,11 @@ class VideoConfig:
         return tuple(m.strip() for m in self.model.modalities.split(",") if m.strip())
 
     def validate(self):
+        if self.data.demo_task not in DEMO_TASKS:
+            raise ValueError(
+                f"data.demo_task must be one of {DEMO_TASKS}; received "
+                f"{self.data.demo_task!r}."
+            )
         if self.model.fusion not in FUSIONS:
             raise ValueError(
                 f"model.fusion must be one of {FUSIONS}; received "
@@ -236,7 +256,24 @@ def _kinetics():
     return config
 
 
-PRESETS = {"demo": _demo, "ucf101": _ucf101, "kinetics": _kinetics}
+def _demo_sync():
+    # Two bouncing shapes, clicks at one's bounces (`demo_data.sync_clip`):
+    # 2 s clips, 16 frames (one per 125 ms) to see each bounce.
+    config = _demo()
+    config.preset = "demo_sync"
+    config.data.demo_task = "sync"
+    config.data.clip_seconds = 2.0
+    config.data.num_frames = 16
+    config.model.time_encoding = True
+    return config
+
+
+PRESETS = {
+    "demo": _demo,
+    "demo_sync": _demo_sync,
+    "ucf101": _ucf101,
+    "kinetics": _kinetics,
+}
 
 
 def get_config(preset, overrides=None):

@@ -1,6 +1,7 @@
 """The video model: per-frame VGG16 + Conv1D audio, fused across modalities."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from common.encoders import Conv1DAudioEncoder, VGG16ImageEncoder
@@ -15,6 +16,30 @@ from common.training.prebuilt import PrebuiltModel
 from video_understanding.config import FUSIONS
 
 MODALITIES = (("video", "audio"), ("video",), ("audio",))
+TIME_FREQUENCIES = 6  # 0.5 to 16 cycles per clip
+
+
+def time_features(length):
+    """`[length, 2 * TIME_FREQUENCIES]` sines and cosines of each token's
+    time, the centre of its stretch as a fraction of the clip."""
+    tau = (ops.cast(ops.arange(length), "float32") + 0.5) / ops.cast(length, "float32")
+    frequencies = 0.5 * 2.0 ** ops.cast(ops.arange(TIME_FREQUENCIES), "float32")
+    angles = 2.0 * np.pi * tau[:, None] * frequencies[None, :]
+    return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+
+
+def time_bins(length, steps):
+    """`[steps, length]`: row s averages the tokens whose time falls in the
+    s-th of `steps` equal stretches of the clip (each token in one row; a
+    stretch with no token, when `length < steps`, takes its nearest)."""
+    tau = (ops.cast(ops.arange(length), "float32") + 0.5) / ops.cast(length, "float32")
+    owner = ops.cast(ops.floor(tau * steps), "int32")
+    centres = (ops.cast(ops.arange(steps), "float32") + 0.5) / steps
+    nearest = ops.argmin(ops.abs(centres[:, None] - tau[None, :]), axis=1)
+    weights = ops.transpose(ops.one_hot(owner, steps))  # [steps, length]
+    empty = ops.sum(weights, axis=1, keepdims=True) == 0
+    weights = ops.where(empty, ops.one_hot(nearest, length), weights)
+    return weights / ops.sum(weights, axis=1, keepdims=True)
 
 
 @keras.saving.register_keras_serializable(package="video_understanding")
@@ -34,7 +59,10 @@ class VideoUnderstandingModel(PrebuiltModel):
         frame_size: int. Side of the square frames.
         sample_rate: int. Audio sampling rate.
         fusion: `"cross_attention"` (video attends to audio and audio to
-            video with `CrossModalAttention`), `"early"`, `"late"`,
+            video with `CrossModalAttention`), `"early"` (pooled, then
+            concatenated), `"early_temporal"` (concatenated per time step:
+            each frame with the audio of its stretch of the clip, mixed by a
+            temporal convolution, then pooled), `"late"`,
             `"self_attention"` or `"graph"`.
         modalities: `("video", "audio")`, `("video",)` or `("audio",)`.
         hidden_dim: token width of both modalities.
@@ -50,6 +78,10 @@ class VideoUnderstandingModel(PrebuiltModel):
         multi_label: sigmoid outputs instead of softmax.
         num_mel_bins, fft_length, sequence_stride, audio_filters: audio
             encoder settings.
+        time_encoding: add one learned projection of each token's time in
+            the clip (sines and cosines of its fraction of the clip) to both
+            the frame and the audio tokens, so that attention can match
+            moments across modalities.
         **kwargs: base model arguments.
 
     Call arguments:
@@ -89,6 +121,7 @@ class VideoUnderstandingModel(PrebuiltModel):
         fft_length=512,
         sequence_stride=160,
         audio_filters=(64, 128),
+        time_encoding=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -123,6 +156,7 @@ class VideoUnderstandingModel(PrebuiltModel):
         self.fft_length = int(fft_length)
         self.sequence_stride = int(sequence_stride)
         self.audio_filters = tuple(int(f) for f in audio_filters)
+        self.time_encoding = bool(time_encoding)
         self.use_video = "video" in modalities
         self.use_audio = "audio" in modalities
 
@@ -146,6 +180,17 @@ class VideoUnderstandingModel(PrebuiltModel):
                 name="audio_encoder",
             )
         both = self.use_video and self.use_audio
+        if self.time_encoding:
+            # One projection for both modalities: the same moment gets the
+            # same vector in frame and audio tokens.
+            self.time_projection = keras.layers.Dense(
+                self.hidden_dim, name="time_projection"
+            )
+        if both and fusion == "early_temporal":
+            self.temporal_mixer = keras.layers.Conv1D(
+                self.hidden_dim, 3, padding="same", activation="relu",
+                name="temporal_mixer",
+            )  # fmt: skip
         if both and fusion == "cross_attention":
             self.video_to_audio = CrossModalAttention(
                 self.num_heads, self.key_dim, name="video_to_audio"
@@ -195,6 +240,8 @@ class VideoUnderstandingModel(PrebuiltModel):
             )
         if self.use_audio:
             self.audio_encoder.build((batch, None))
+        if self.time_encoding:
+            self.time_projection.build((None, 2 * TIME_FREQUENCIES))
         if self.use_video and self.use_audio and self.fusion == "self_attention":
             self.modality_type = self.add_weight(
                 name="modality_type",
@@ -222,10 +269,17 @@ class VideoUnderstandingModel(PrebuiltModel):
         folded = ops.reshape(frames, (-1, shape[2], shape[3], shape[4]))
         pooled = self.frame_encoder(folded, training=training)["pooled_features"]
         tokens = ops.reshape(pooled, (shape[0], self.num_frames, self.hidden_dim))
-        return tokens + ops.cast(self.frame_position, tokens.dtype)
+        return self._add_time(tokens + ops.cast(self.frame_position, tokens.dtype))
+
+    def _add_time(self, tokens):
+        if not self.time_encoding:
+            return tokens
+        encoding = self.time_projection(time_features(ops.shape(tokens)[1]))
+        return tokens + ops.cast(encoding, tokens.dtype)[None]
 
     def encode_audio(self, audio, audio_present=None, training=None):
         tokens = self.audio_encoder(audio, training=training)["frame_features"]
+        tokens = self._add_time(tokens)
         if audio_present is not None:
             present = ops.cast(audio_present, tokens.dtype)[:, None, None]
             tokens = tokens * present
@@ -282,6 +336,16 @@ class VideoUnderstandingModel(PrebuiltModel):
             )
         elif self.fusion == "early":
             fused = self.early([ops.mean(video, 1), ops.mean(audio, 1)])
+        elif self.fusion == "early_temporal":
+            # Per time step: each frame with the audio tokens of its stretch
+            # of the clip, mixed over neighbouring steps, then pooled.
+            steps = ops.matmul(
+                ops.cast(time_bins(ops.shape(audio)[1], self.num_frames), audio.dtype),
+                audio,
+            )
+            fused = ops.mean(
+                self.temporal_mixer(ops.concatenate([video, steps], axis=-1)), 1
+            )
         elif self.fusion == "self_attention":
             types = ops.cast(self.modality_type, video.dtype)
             tokens = ops.concatenate([video + types[0], audio + types[1]], axis=1)
@@ -316,6 +380,7 @@ class VideoUnderstandingModel(PrebuiltModel):
                 "fft_length": self.fft_length,
                 "sequence_stride": self.sequence_stride,
                 "audio_filters": list(self.audio_filters),
+                "time_encoding": self.time_encoding,
             }
         )
         return config

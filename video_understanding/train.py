@@ -23,7 +23,7 @@ from common.training import (
 from common.training.config import load_config
 from common.training.optimizers import TowerAdamW
 from video_understanding.config import VideoConfig
-from video_understanding.demo_data import generate_demo_clips
+from video_understanding.demo_data import generate_demo_clips, generate_sync_clips
 from video_understanding.model import VideoUnderstandingModel
 from video_understanding.prepare import (
     is_prepared,
@@ -42,12 +42,18 @@ def prepared_folder(config, run, data_path=None, verbose=True):
         adopt_decoding(config, read_metadata(path), verbose)
         return os.path.abspath(path)
     if path is None:
-        if config.preset != "demo":
+        if not config.preset.startswith("demo"):
             raise ValueError(f"The {config.preset!r} preset needs --data PATH.")
+        generate = (
+            generate_sync_clips
+            if config.data.demo_task == "sync"
+            else generate_demo_clips
+        )
         path = os.path.dirname(
-            generate_demo_clips(
+            generate(
                 run.file("clips"),
                 clips_per_class=tuple(config.data.demo_clips_per_class),
+                seconds=config.data.clip_seconds,
                 seed=config.data.seed,
             )
         )
@@ -211,6 +217,7 @@ def build_model(config, num_classes, multi_label):
         fft_length=m.fft_length,
         sequence_stride=m.sequence_stride,
         audio_filters=m.audio_filters,
+        time_encoding=m.time_encoding,
     )
     model.build()
     return model

@@ -149,8 +149,14 @@ class VGG16ImageEncoder(keras.layers.Layer):
         return self.projection_dim or self.backbone.output.shape[-1]
 
     @property
-    def num_regions(self):
+    def grid_shape(self):
+        """`(height, width)` of the region grid (regions are row-major)."""
         _, height, width, _ = self.backbone.output.shape
+        return int(height), int(width)
+
+    @property
+    def num_regions(self):
+        height, width = self.grid_shape
         return height * width
 
     def build(self, images_shape):

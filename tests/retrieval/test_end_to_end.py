@@ -60,6 +60,11 @@ class RetrievalEndToEndTest(TestCase):
         self.assertEqual(metrics["num_images"], 10)
         self.assertEqual(metrics["split"], "test")
         self.assertEqual(metrics["rerank"]["weight"], config_weight(run))
+        # The demo data has boxes.json: the pointing game over every test
+        # caption, with its chance level (a 2x2 grid at 32 px).
+        self.assertEqual(metrics["pointing_captions"], 50)
+        self.assertTrue(0.0 <= metrics["pointing_game"] <= 1.0)
+        self.assertTrue(0.25 <= metrics["pointing_chance"] <= 1.0)
 
         # Data without a test split (COCO's official files): the val split.
         no_test = os.path.join(tmp, "no_test")

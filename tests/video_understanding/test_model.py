@@ -2,7 +2,13 @@ import keras
 import numpy as np
 
 from common.testing import TestCase
-from video_understanding.model import FUSIONS, VideoUnderstandingModel
+from video_understanding.model import (
+    FUSIONS,
+    TIME_FREQUENCIES,
+    VideoUnderstandingModel,
+    time_bins,
+    time_features,
+)
 
 SMALL = dict(
     num_classes=4,
@@ -35,6 +41,8 @@ class VideoUnderstandingModelTest(TestCase):
         variants = [dict(fusion=f) for f in FUSIONS] + [
             dict(modalities=("video",)),
             dict(modalities=("audio",)),
+            dict(fusion="cross_attention", time_encoding=True),
+            dict(fusion="early_temporal", time_encoding=True),
         ]
         for variant in variants:
             model = VideoUnderstandingModel(**SMALL, **variant)
@@ -80,3 +88,42 @@ class VideoUnderstandingModelTest(TestCase):
             VideoUnderstandingModel(4, modalities=("text",))
         with self.assertRaisesRegex(ValueError, "3-channel"):
             VideoUnderstandingModel(4, weights="imagenet", frame_differences=True)
+
+
+class TimeTest(TestCase):
+    def test_time_features_against_numpy(self):
+        length = 5
+        tau = (np.arange(length) + 0.5) / length
+        frequencies = 0.5 * 2.0 ** np.arange(TIME_FREQUENCIES)
+        angles = 2 * np.pi * tau[:, None] * frequencies[None]
+        expected = np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+        np.testing.assert_allclose(time_features(length), expected, atol=1e-5)
+
+    def test_time_bins_average_each_stretch(self):
+        # 6 audio tokens over 3 frames: tokens (0, 1), (2, 3), (4, 5).
+        expected = np.array(
+            [[0.5, 0.5, 0, 0, 0, 0], [0, 0, 0.5, 0.5, 0, 0], [0, 0, 0, 0, 0.5, 0.5]]
+        )
+        np.testing.assert_allclose(time_bins(6, 3), expected, atol=1e-6)
+        # 2 tokens over 4 frames: empty stretches take the nearest token.
+        np.testing.assert_allclose(
+            time_bins(2, 4), [[1, 0], [1, 0], [0, 1], [0, 1]], atol=1e-6
+        )
+        # 7 over 3, by the tokens' centres: floor(3 * (j + .5) / 7) is
+        # 0, 0, 1, 1, 1, 2, 2.
+        bins = np.asarray(time_bins(7, 3))
+        self.assertEqual((bins > 0).sum(axis=1).tolist(), [2, 3, 2])
+        np.testing.assert_allclose(bins.sum(axis=1), 1.0, atol=1e-6)
+
+    def test_time_encoding_is_shared_and_saved(self):
+        model = VideoUnderstandingModel(**SMALL, time_encoding=True)
+        model.build()
+        # The same projection for both: tokens of equal length get equal
+        # encodings.
+        encoding = model.time_projection(time_features(4)).numpy()
+        self.assertEqual(encoding.shape, (4, 16))
+        self.assertTrue(model.get_config()["time_encoding"])
+        self.run_model_saving_test(model, (batch(),), atol=1e-5)
+        plain = VideoUnderstandingModel(**SMALL)
+        plain.build()
+        self.assertFalse(hasattr(plain, "time_projection"))

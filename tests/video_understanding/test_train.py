@@ -114,6 +114,22 @@ class VideoTrainEvaluateTest(TestCase):
             np.load(os.path.join(tmp, "out.npy")), expected, atol=1e-5
         )
 
+    def test_sync_preset_trains_on_sync_clips(self):
+        run = os.path.join(self.get_temp_dir(), "runs", "sync")
+        args = ["train", "--preset", "demo_sync", "--output", run, "--verbose", "0"]
+        for override in TINY + ["model.fusion=early_temporal"]:
+            args += ["--set", override.replace("epochs=2", "epochs=1")]
+        self.assertEqual(main(args), 0)
+        with open(os.path.join(run, "classes.txt")) as f:
+            self.assertEqual(f.read().split(), ["left", "right"])
+        with open(os.path.join(run, "config.json")) as f:
+            config = json.load(f)
+        self.assertEqual(config["data"]["demo_task"], "sync")
+        self.assertTrue(config["model"]["time_encoding"])
+        self.assertEqual(main(["evaluate", "--run", run]), 0)
+        bad = ["train", "--output", run + "2", "--set", "data.demo_task=music"]
+        self.assertEqual(main(bad), 2)
+
     def test_bad_override_is_reported(self):
         run = os.path.join(self.get_temp_dir(), "r")
         self.assertEqual(

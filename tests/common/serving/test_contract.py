@@ -54,10 +54,14 @@ class ServingContractTest(TestCase):
                 "embed_image_pixels": ["images", "DT_UINT8", "shape: (-1, -1, -1, 3)"],
                 "embed_text": ["text", "DT_STRING"],
                 "score": ["image_bytes", "text", "scores"],
+                "image_regions": ["image_bytes", "embeddings", "regions"],
+                "text_tokens": ["text", "tokens", "mask"],
+                "match_regions": ["regions", "tokens", "mask", "DT_BOOL", "match"],
                 "serving_default": ["text", "embeddings"],
             },
             self.index: {
                 "search_by_text": ["text", "k", "DT_INT32", "ids", "scores"],
+                "search_by_text_reranked": ["text", "k", "rerank_depth", "ids"],
                 "search_by_image": ["image_bytes", "k"],
                 "serving_default": ["text", "k"],
             },
@@ -145,11 +149,13 @@ class ServingContractTest(TestCase):
             self.retrieval: (
                 "retrieval",
                 {"embed_image", "embed_image_pixels", "embed_text", "score",
+                 "image_regions", "text_tokens", "match_regions",
                  "serving_default"},
             ),
             self.index: (
                 "retrieval_index",
-                {"search_by_text", "search_by_image", "serving_default"},
+                {"search_by_text", "search_by_text_reranked", "search_by_image",
+                 "serving_default"},
             ),
             self.video: ("video_understanding", {"serving_default"}),
         }  # fmt: skip
