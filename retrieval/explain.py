@@ -56,7 +56,7 @@ def explain(run_dir, image, text, output=None):
     panels.append(("content words", maps[content].mean(axis=0)))
     columns = min(len(panels) + 1, 6)
     rows = int(np.ceil((len(panels) + 1) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.9 * rows))
     axes = np.atleast_1d(axes).reshape(-1)
     axes[0].imshow(pixels)
     axes[0].set_title("image", fontsize=9)
