@@ -14,6 +14,7 @@ Layout: one folder per class (`ROOT/<class>/<clip>.mp4`, as UCF101) and a
 """
 
 import csv
+import io
 import os
 
 import numpy as np
@@ -83,39 +84,62 @@ def generate_demo_clips(
     `clips_per_class` is `(train, val, test)`. Reuses a complete earlier
     output made with the same arguments.
     """
+    num_frames = int(round(seconds * fps))
+
+    def make_clip(label, rng):
+        direction, pitch = label.split("_")
+        frames = render_frames(direction, rng, num_frames, size)
+        return frames, render_audio(pitch, rng, seconds, sample_rate)
+
+    signature = repr((tuple(clips_per_class), seconds, fps, size, sample_rate, seed))
+    return write_clip_set(
+        output_dir,
+        CLASSES,
+        clips_per_class,
+        make_clip,
+        fps,
+        sample_rate,
+        seed,
+        signature,
+    )
+
+
+def write_clip_set(
+    output_dir, classes, clips_per_class, make_clip, fps, sample_rate, seed, signature
+):
+    """Writes `ROOT/<class>/<class>_NNNN.mp4` clips from `make_clip(label,
+    rng) -> (frames, audio)` (one random stream, class by class) and
+    `manifest.csv` (`path,label,split`); returns the manifest path. An output
+    whose `.complete` stamp holds `signature` is reused."""
     manifest = os.path.join(output_dir, "manifest.csv")
     stamp = os.path.join(output_dir, ".complete")
-    signature = repr((tuple(clips_per_class), seconds, fps, size, sample_rate, seed))
     if read_text(stamp) == signature:
         return manifest
     rng = np.random.default_rng(seed)
-    num_frames = int(round(seconds * fps))
     rows = []
-    for label in CLASSES:
-        direction, pitch = label.split("_")
+    for label in classes:
         folder = os.path.join(output_dir, label)
         os.makedirs(folder, exist_ok=True)
         index = 0
         for split, count in zip(("train", "val", "test"), clips_per_class, strict=True):
             for _ in range(count):
                 name = f"{label}_{index:04d}.mp4"
+                frames, audio = make_clip(label, rng)
                 write_clip(
                     os.path.join(folder, name),
-                    render_frames(direction, rng, num_frames, size),
+                    frames,
                     fps,
-                    audio=render_audio(pitch, rng, seconds, sample_rate),
+                    audio=audio,
                     sample_rate=sample_rate,
                 )
                 rows.append((f"{label}/{name}", label, split))
                 index += 1
-    tmp = manifest + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label", "split"])
-        writer.writerows(rows)
-    os.replace(tmp, manifest)
-    with open(stamp, "w", encoding="utf-8") as f:
-        f.write(signature)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["path", "label", "split"])
+    writer.writerows(rows)
+    write_atomically(manifest, text.getvalue())
+    write_atomically(stamp, signature)
     return manifest
 
 
@@ -247,39 +271,21 @@ def generate_sync_clips(
     """Writes the sync task's clips and `manifest.csv` (`ROOT/<left|right>/
     <clip>.mp4`, like `generate_demo_clips`); returns the manifest path.
     Reuses a complete earlier output made with the same arguments."""
-    manifest = os.path.join(output_dir, "manifest.csv")
-    stamp = os.path.join(output_dir, ".complete")
+
+    def make_clip(label, rng):
+        frames, audio, _, _ = sync_clip(label, rng, seconds, fps, size, sample_rate)
+        return frames, audio
+
     signature = repr(
         ("sync", tuple(clips_per_class), seconds, fps, size, sample_rate, seed)
     )
-    if read_text(stamp) == signature:
-        return manifest
-    rng = np.random.default_rng(seed)
-    rows = []
-    for label in SYNC_CLASSES:
-        folder = os.path.join(output_dir, label)
-        os.makedirs(folder, exist_ok=True)
-        index = 0
-        for split, count in zip(("train", "val", "test"), clips_per_class, strict=True):
-            for _ in range(count):
-                name = f"{label}_{index:04d}.mp4"
-                frames, audio, _, _ = sync_clip(
-                    label, rng, seconds, fps, size, sample_rate
-                )
-                write_clip(
-                    os.path.join(folder, name),
-                    frames,
-                    fps,
-                    audio=audio,
-                    sample_rate=sample_rate,
-                )
-                rows.append((f"{label}/{name}", label, split))
-                index += 1
-    tmp = manifest + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label", "split"])
-        writer.writerows(rows)
-    os.replace(tmp, manifest)
-    write_atomically(stamp, signature)
-    return manifest
+    return write_clip_set(
+        output_dir,
+        SYNC_CLASSES,
+        clips_per_class,
+        make_clip,
+        fps,
+        sample_rate,
+        seed,
+        signature,
+    )
