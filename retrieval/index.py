@@ -158,7 +158,9 @@ class SearchIndex(tf.Module):
     )
     def search_by_text(self, text, k):
         if self.has_regions:
-            depth = tf.fill(tf.shape(k), self.rerank_depth)
+            # One depth per query; `k` is checked (against the queries) later.
+            text = ensure_batch(text, "text", 1)
+            depth = tf.fill(tf.shape(text)[:1], self.rerank_depth)
             return self._reranked(text, k, depth)
         text = ensure_batch(text, "text", 1)
         queries = self.encoder.signatures["embed_text"](text=text)["embeddings"]
