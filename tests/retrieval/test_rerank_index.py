@@ -98,8 +98,6 @@ class RerankIndexTest(TestCase):
     def test_depth_per_query(self):
         signature = self.index.signatures["search_by_text_reranked"]
         n = len(QUERIES)
-        plain = self.index.signatures["search_by_image"]
-        del plain
         for depth in (0, 1, DEPTH, 12):
             ids, fused, _, _ = self.reference(depth) if depth else (None,) * 4
             out = signature(
