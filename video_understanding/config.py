@@ -95,6 +95,10 @@ class ModelConfig:
         time_encoding: add the same encoding of each token's time in the
             clip (a fraction of its length) to frame and audio tokens, so
             attention can line the two sequences up in time.
+        auxiliary_weight: with both modalities, > 0 adds a classifier per
+            modality whose loss, times this weight, joins the fused loss in
+            training (a guard against one tower fitting and the other
+            starving); 0 turns them off.
     """
 
     fusion: str = "cross_attention"
@@ -113,6 +117,7 @@ class ModelConfig:
     sequence_stride: int = 160
     audio_filters: tuple = (64, 128)
     time_encoding: bool = False
+    auxiliary_weight: float = 0.0
 
 
 @dataclasses.dataclass
@@ -188,6 +193,16 @@ class VideoConfig:
             raise ValueError(
                 f"training.precision must be one of {PRECISIONS}; received "
                 f"{self.training.precision!r}."
+            )
+        weight = self.model.auxiliary_weight
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not weight >= 0
+        ):
+            raise ValueError(
+                "model.auxiliary_weight must be a number >= 0 (0 turns the "
+                f"per-modality heads off); received {weight!r}."
             )
         for name in ("video", "audio"):
             value = getattr(self.training, f"{name}_learning_rate_multiplier")

@@ -82,6 +82,13 @@ class VideoUnderstandingModel(PrebuiltModel):
             the clip (sines and cosines of its fraction of the clip) to both
             the frame and the audio tokens, so that attention can match
             moments across modalities.
+        auxiliary_weight: when > 0 and both modalities are used, a
+            classifier per modality on its own pooled tokens (before modality
+            dropout) whose cross-entropy, times this weight, is added to the
+            fused model's loss in training, so that neither tower is left
+            untrained when the other one fits faster (a fixed-weight form of
+            Gradient Blending, Wang et al., CVPR 2020). The heads do not
+            change the outputs.
         **kwargs: base model arguments.
 
     Call arguments:
@@ -122,6 +129,7 @@ class VideoUnderstandingModel(PrebuiltModel):
         sequence_stride=160,
         audio_filters=(64, 128),
         time_encoding=False,
+        auxiliary_weight=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -157,6 +165,12 @@ class VideoUnderstandingModel(PrebuiltModel):
         self.sequence_stride = int(sequence_stride)
         self.audio_filters = tuple(int(f) for f in audio_filters)
         self.time_encoding = bool(time_encoding)
+        if not float(auxiliary_weight) >= 0:
+            raise ValueError(
+                "`auxiliary_weight` must be >= 0 (0 turns the per-modality heads "
+                f"off); received {auxiliary_weight!r}."
+            )
+        self.auxiliary_weight = float(auxiliary_weight)
         self.use_video = "video" in modalities
         self.use_audio = "audio" in modalities
 
@@ -222,6 +236,17 @@ class VideoUnderstandingModel(PrebuiltModel):
                 num_heads=self.num_heads,
                 name="graph",
             )
+        self.use_auxiliary = both and self.auxiliary_weight > 0
+        if self.use_auxiliary:
+            self.video_auxiliary = keras.layers.Dense(
+                self.num_classes, name="video_auxiliary"
+            )
+            self.audio_auxiliary = keras.layers.Dense(
+                self.num_classes, name="audio_auxiliary"
+            )
+        # Logits of the auxiliary heads from the last training call, read by
+        # `compute_loss` in the same step (not tracked by Keras).
+        object.__setattr__(self, "_auxiliary_logits", None)
         self.dropout = keras.layers.Dropout(self.dropout_rate, name="dropout")
         self.classifier = keras.layers.Dense(self.num_classes, name="classifier")
         self.seed_generator = keras.random.SeedGenerator(1337)
@@ -242,6 +267,9 @@ class VideoUnderstandingModel(PrebuiltModel):
             self.audio_encoder.build((batch, None))
         if self.time_encoding:
             self.time_projection.build((None, 2 * TIME_FREQUENCIES))
+        if self.use_auxiliary:
+            self.video_auxiliary.build((None, self.hidden_dim))
+            self.audio_auxiliary.build((None, self.hidden_dim))
         if self.use_video and self.use_audio and self.fusion == "self_attention":
             self.modality_type = self.add_weight(
                 name="modality_type",
@@ -309,6 +337,8 @@ class VideoUnderstandingModel(PrebuiltModel):
                 inputs["audio"], inputs.get("audio_present"), training=training
             )
         if video is not None and audio is not None:
+            if self.use_auxiliary and training:
+                self._auxiliary_call(video, audio, training)
             video, audio = self._modality_dropout(video, audio, training)
             logits = self._fuse(video, audio, training)
         else:
@@ -318,6 +348,50 @@ class VideoUnderstandingModel(PrebuiltModel):
             )
         activation = ops.sigmoid if self.multi_label else ops.softmax
         return activation(ops.cast(logits, "float32"))
+
+    def _auxiliary_call(self, video, audio, training):
+        logits = (
+            self.video_auxiliary(self.dropout(ops.mean(video, 1), training=training)),
+            self.audio_auxiliary(self.dropout(ops.mean(audio, 1), training=training)),
+        )
+        object.__setattr__(
+            self, "_auxiliary_logits", tuple(ops.cast(x, "float32") for x in logits)
+        )
+
+    def auxiliary_loss(self, labels, logits):
+        """Mean cross-entropy of each modality's head against `labels`
+        (sparse class ids, or multi-hot when `multi_label`), summed."""
+        total = 0.0
+        for head in logits:
+            if self.multi_label:
+                loss = keras.losses.binary_crossentropy(
+                    ops.cast(labels, "float32"), head, from_logits=True
+                )
+            else:
+                loss = keras.losses.sparse_categorical_crossentropy(
+                    labels, head, from_logits=True
+                )
+            total = total + ops.mean(loss)
+        return total
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        loss = super().compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+        logits = self._auxiliary_logits
+        object.__setattr__(self, "_auxiliary_logits", None)
+        if not (training and self.use_auxiliary and logits is not None):
+            return loss
+        import tensorflow as tf
+
+        # Keras divides its own losses by the replicas in sync (their
+        # gradients are summed); the auxiliary loss is divided the same way.
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        auxiliary = self.auxiliary_weight * self.auxiliary_loss(y, logits)
+        return loss + auxiliary / replicas
 
     def _fuse(self, video, audio, training):
         if self.fusion == "late":
@@ -381,6 +455,7 @@ class VideoUnderstandingModel(PrebuiltModel):
                 "sequence_stride": self.sequence_stride,
                 "audio_filters": list(self.audio_filters),
                 "time_encoding": self.time_encoding,
+                "auxiliary_weight": self.auxiliary_weight,
             }
         )
         return config

@@ -218,6 +218,7 @@ def build_model(config, num_classes, multi_label):
         sequence_stride=m.sequence_stride,
         audio_filters=m.audio_filters,
         time_encoding=m.time_encoding,
+        auxiliary_weight=m.auxiliary_weight,
     )
     model.build()
     return model

@@ -127,3 +127,74 @@ class TimeTest(TestCase):
         plain = VideoUnderstandingModel(**SMALL)
         plain.build()
         self.assertFalse(hasattr(plain, "time_projection"))
+
+
+def cross_entropy(logits, labels):
+    logits = logits - logits.max(axis=1, keepdims=True)
+    log_probabilities = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -log_probabilities[np.arange(len(labels)), labels].mean()
+
+
+class AuxiliaryHeadsTest(TestCase):
+    def make(self, weight):
+        model = VideoUnderstandingModel(
+            **SMALL, auxiliary_weight=weight, dropout_rate=0.0, modality_dropout=0.0
+        )
+        model.build()
+        model.compile(
+            optimizer=keras.optimizers.AdamW(1e-3),
+            loss="sparse_categorical_crossentropy",
+        )
+        return model
+
+    def test_loss_adds_each_modality_head_against_numpy(self):
+        labels = np.array([0, 1, 2, 3])
+        inputs = batch()
+        for weight in (0.0, 0.7):
+            model = self.make(weight)
+            probabilities = model(inputs, training=True)
+            loss = float(
+                model.compute_loss(inputs, labels, probabilities, training=True)
+            )
+            main = -np.log(probabilities.numpy()[np.arange(4), labels]).mean()
+            expected = main
+            if weight:
+                video = model.encode_video(inputs["frames"]).numpy().mean(1)
+                audio = model.encode_audio(inputs["audio"], inputs["audio_present"])
+                audio = audio.numpy().mean(1)
+                for pooled, head in (
+                    (video, model.video_auxiliary),
+                    (audio, model.audio_auxiliary),
+                ):
+                    kernel, bias = (w.numpy() for w in head.weights)
+                    expected += weight * cross_entropy(pooled @ kernel + bias, labels)
+            self.assertAllClose(loss, expected, atol=1e-4)
+            # Outside training the heads add nothing.
+            self.assertAllClose(
+                float(
+                    model.compute_loss(inputs, labels, probabilities, training=False)
+                ),
+                main,
+                atol=1e-4,
+            )
+
+    def test_heads_train_but_do_not_change_the_outputs(self):
+        model = self.make(0.5)
+        inputs, labels = batch(), np.array([0, 1, 2, 3])
+        before = [w.numpy().copy() for w in model.video_auxiliary.weights]
+        model.fit(inputs, labels, epochs=2, batch_size=4, verbose=0)
+        after = [w.numpy() for w in model.video_auxiliary.weights]
+        self.assertFalse(np.allclose(before[0], after[0]))
+        outputs = model(inputs).numpy()
+        for head in (model.video_auxiliary, model.audio_auxiliary):
+            head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
+        self.assertAllClose(model(inputs), outputs, atol=1e-6)
+        self.assertEqual(model.get_config()["auxiliary_weight"], 0.5)
+        self.run_model_saving_test(model, (inputs,), atol=1e-5)
+        # One modality: no heads to add.
+        single = VideoUnderstandingModel(
+            **SMALL, modalities=("video",), auxiliary_weight=0.5
+        )
+        self.assertFalse(hasattr(single, "video_auxiliary"))
+        with self.assertRaisesRegex(ValueError, "auxiliary_weight.*-1"):
+            VideoUnderstandingModel(**SMALL, auxiliary_weight=-1)

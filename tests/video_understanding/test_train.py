@@ -137,13 +137,18 @@ class VideoTrainEvaluateTest(TestCase):
         )
 
     def test_ablate_runs_every_variant(self):
-        from video_understanding.ablate import VARIANTS, ablate
+        from video_understanding.ablate import VARIANTS, ablate, fusion_verdict
 
         output = os.path.join(self.get_temp_dir(), "ablation")
         overrides = [o for o in TINY if not o.startswith("training.epochs")]
         rows = ablate("demo", output, overrides=overrides + ["training.epochs=1"])
         self.assertEqual(len(rows), len(VARIANTS))
         self.assertEqual(rows[-1]["variant"], "audio_only")
-        self.assertTrue(os.path.isfile(os.path.join(output, "ablation.json")))
+        with open(os.path.join(output, "ablation.json"), encoding="utf-8") as f:
+            saved = json.load(f)
+        self.assertEqual(saved["rows"], rows)
+        self.assertEqual(saved["verdict"], fusion_verdict(rows))
+        with open(os.path.join(output, "cross_attention_aux", "config.json")) as f:
+            self.assertEqual(json.load(f)["model"]["auxiliary_weight"], 0.5)
         # one decode shared by all variants
         self.assertFalse(os.path.isdir(os.path.join(output, "late", "prepared")))
