@@ -83,7 +83,8 @@ def main(argv=None):
             training_dataset(images, captions, size, batch, cache="memory")
         )
         pixels, texts = [], []
-        for i, t in training_dataset(images, captions, size, batch, cache="none"):
+        one_epoch = training_dataset(images, captions, size, batch, cache="none")
+        for i, t in one_epoch.take(len(images) // batch):
             pixels.append(i.numpy())
             texts.append(t.numpy())
         memory = (

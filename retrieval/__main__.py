@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from common.training.cli import add_training_arguments, training_overrides
+from common.training.cli import add_training_arguments, run_cli, training_overrides
 
 DESCRIPTION = """Image-text retrieval: VGG16 image regions + LSTM text, joined by
 cross-modal attention, trained contrastively, evaluated with Recall@K, exported
@@ -130,12 +130,7 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_cli(build_parser, run, argv)
 
 
 def run(args):

@@ -12,11 +12,13 @@ from common.encoders import LSTMTextEncoder
 from common.training import (
     RunDirectory,
     WarmupCosineDecay,
+    backup_epoch,
     finish_training,
     num_workers,
     standard_callbacks,
     start_training,
     wait_for_file,
+    worker_index,
 )
 from common.training.config import load_config, save_config
 from common.training.faults import maybe_kill
@@ -218,6 +220,10 @@ def train(
         captions = [c for texts in train_captions for c in texts]
         save_vocabulary(run, adapt_vocabulary(config, captions))
     wait_for_file(run.file(VOCABULARY_FILE))
+    # The weights start from the seed, whatever ran before (generating or
+    # preparing data, adapting the vocabulary): a run restarted before its
+    # first backup starts as the first attempt did.
+    keras.utils.set_random_seed(int(t.seed))
     with distribution.scope():
         model = build_model(config, vocabulary=load_vocabulary(run))
 
@@ -229,37 +235,41 @@ def train(
     )
     if verbose:
         print(f"Cache: {message}")
-    dataset = training_dataset(
-        train_images,
-        train_captions,
-        config.data.image_size,
-        t.batch_size,
-        augment=config.data.augment,
-        cache=cache,
-        seed=t.seed,
-    )
     steps = len(train_images) // t.batch_size
-    prepared = isinstance(train_images, PreparedImages)
     if t.steps_per_epoch:
         steps = min(steps, t.steps_per_epoch)
-    if t.steps_per_epoch or prepared:
-        # Prepared shards are split between workers by file, and files hold
-        # different numbers of images: an endless stream cut into epochs of
-        # `steps` never runs dry on one worker.
-        dataset = dataset.repeat()
-    dataset = dataset.map(lambda images, text: {"images": images, "text": text})
     # Each worker of a cluster reads its own prepared shard files when there
     # are enough of them; otherwise (and for image files, listed in one
     # tensor) each worker takes its share of every batch's elements.
     workers = num_workers(distribution)
-    by_file = prepared and len(train_images.files) >= max(2, workers)
+    by_file = isinstance(train_images, PreparedImages) and len(
+        train_images.files
+    ) >= max(2, workers)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.FILE
+        tf.data.experimental.AutoShardPolicy.OFF
         if by_file
         else tf.data.experimental.AutoShardPolicy.DATA
     )
-    dataset = dataset.with_options(options)
+
+    def dataset_from(first_epoch, last_epoch):
+        # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
+        # starts the stream at the epoch it resumes from.
+        dataset = training_dataset(
+            train_images,
+            train_captions,
+            config.data.image_size,
+            t.batch_size,
+            augment=config.data.augment,
+            cache=cache,
+            seed=t.seed,
+            first_epoch=first_epoch,
+            epochs=last_epoch,
+            steps_per_epoch=steps,
+            worker=(worker_index(distribution), workers) if by_file else (0, 1),
+        )
+        dataset = dataset.map(lambda images, text: {"images": images, "text": text})
+        return dataset.with_options(options)
 
     callbacks = (
         [
@@ -295,8 +305,10 @@ def train(
         model.image_encoder.backbone.trainable = backbone_trainable
         with distribution.scope():
             model.compile(optimizer=_optimizer(config, steps, last - first))
+        resumed = backup_epoch(run)
+        start = resumed if resumed is not None and first <= resumed < last else first
         fit = model.fit(
-            dataset,
+            dataset_from(start, last),
             epochs=last,
             initial_epoch=first,
             steps_per_epoch=steps,

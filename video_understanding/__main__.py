@@ -9,6 +9,7 @@ import sys
 from common.training.cli import (
     add_override_argument,
     add_training_arguments,
+    run_cli,
     training_overrides,
 )
 
@@ -147,12 +148,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_cli(build_parser, run, argv)
 
 
 if __name__ == "__main__":

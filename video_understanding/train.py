@@ -11,14 +11,18 @@ import os
 import keras
 import numpy as np
 
+from common.data.epochs import epoch_seed, epoch_stream
+from common.data.shards import read_shards
 from common.metrics import classification_report, plot_confusion_matrix
 from common.training import (
     RunDirectory,
     WarmupCosineDecay,
+    backup_epoch,
     finish_training,
     num_workers,
     standard_callbacks,
     start_training,
+    worker_index,
 )
 from common.training.config import load_config
 from common.training.optimizers import TowerAdamW
@@ -112,6 +116,9 @@ def make_dataset(
     cache="none",
     seed=0,
     shuffle_buffer=256,
+    first_epoch=0,
+    epochs=1,
+    worker=(0, 1),
 ):
     """Batches of `(inputs, targets)` from prepared shards.
 
@@ -120,6 +127,14 @@ def make_dataset(
     shuffled all together; streamed data is shuffled before decoding (shard
     order each epoch, then a `shuffle_buffer` of encoded records), so memory
     does not grow with the dataset.
+
+    With `shuffle` (training) the result is epochs `first_epoch .. epochs -
+    1` of `ceil(clips / batch_size)` batches each, one after the other, in an order
+    that depends only on `seed` and the epoch (`common.data.epochs`: a
+    resumed run sees what an uninterrupted one would have); `worker=(index,
+    count)` reads shard files `index, index + count, ...` (a cluster split
+    by file), repeating them within an epoch until it is full. Without
+    `shuffle`, one pass in shard order.
     """
     import tensorflow as tf
 
@@ -142,28 +157,50 @@ def make_dataset(
         return to_targets(*parse(record))
 
     cached = cache != "none"
-    records = prepared_records(
-        prepared, split, seed if shuffle and not cached else None, metadata
-    )
     count = split_size(prepared, split, metadata)
-    if cached:
-        dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-        dataset = dataset.cache() if cache == "memory" else dataset.cache(cache)
-        if shuffle:
-            dataset = dataset.shuffle(
-                max(count, 1), seed=seed, reshuffle_each_iteration=True
-            )
-    else:
-        if shuffle:
-            records = records.shuffle(
-                max(1, min(count, shuffle_buffer)),
-                seed=seed,
-                reshuffle_each_iteration=True,
-            )
-        dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     steps = -(-count // batch_size)
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+
+    def cache_of(dataset):
+        dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.cache() if cache == "memory" else dataset.cache(cache)
+
+    if not shuffle:
+        records = prepared_records(prepared, split, None, metadata)
+        if cached:
+            dataset = cache_of(records)
+        else:
+            dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+
+    worker_index, workers = worker
+    files = [os.path.join(prepared, n) for n in metadata["shards"][split]]
+    files = files[worker_index::workers]
+    if not files:
+        raise ValueError(
+            f"Worker {worker_index} of {workers} has no {split!r} shard file to "
+            f"read in {prepared}."
+        )
+    split_by_file = workers > 1
+    if cached:
+        decoded = cache_of(tf.data.TFRecordDataset(files))
+
+    def one_epoch(epoch):
+        this_seed = epoch_seed(seed, epoch)
+        if cached:
+            dataset = decoded.shuffle(max(count, 1), seed=this_seed)
+        else:
+            records = read_shards(files, this_seed, cycle_length=4)
+            records = records.shuffle(max(1, min(count, shuffle_buffer)), this_seed)
+            dataset = records.map(
+                decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+            )
+        if split_by_file:
+            dataset = dataset.repeat()
+        return dataset.batch(batch_size).take(steps)
+
+    stream = epoch_stream(one_epoch, first_epoch, epochs)
+    return stream.prefetch(tf.data.AUTOTUNE)
 
 
 def cache_choices(config, metadata, verbose=True):
@@ -279,16 +316,6 @@ def train(
             f.writelines(f"{name}\n" for name in classes)
     t = config.training
     train_cache, val_cache = cache_choices(config, metadata, verbose=bool(verbose))
-    train_data = make_dataset(
-        prepared,
-        "train",
-        t.batch_size,
-        len(classes),
-        multi_label,
-        shuffle=True,
-        cache=train_cache,
-        seed=t.seed,
-    )
     has_val = bool(metadata["shards"]["val"])
     val_data = (
         make_dataset(
@@ -306,18 +333,33 @@ def train(
     import tensorflow as tf
 
     # The epoch size (from the prepared counts), for Keras and the schedule.
-    steps = max(1, int(train_data.cardinality()))
+    steps = max(1, -(-split_size(prepared, "train", metadata) // t.batch_size))
     # Workers split the shards between them when there are enough, else
     # each batch's elements.
     shards = len(metadata["shards"]["train"])
     workers = num_workers(distribution)
+    by_file = workers > 1 and shards >= workers
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.FILE
-        if shards >= max(2, workers)
+        tf.data.experimental.AutoShardPolicy.OFF
+        if by_file
         else tf.data.experimental.AutoShardPolicy.DATA
     )
-    train_data = train_data.with_options(options)
+    # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
+    # starts the stream at the epoch it resumes from.
+    train_data = make_dataset(
+        prepared,
+        "train",
+        t.batch_size,
+        len(classes),
+        multi_label,
+        shuffle=True,
+        cache=train_cache,
+        seed=t.seed,
+        first_epoch=min(backup_epoch(run) or 0, t.epochs - 1),
+        epochs=t.epochs,
+        worker=(worker_index(distribution), workers) if by_file else (0, 1),
+    ).with_options(options)
     if val_data is not None:
         # Validation batches are split by element: a split in fewer shard
         # files than workers cannot be split by file.
@@ -326,6 +368,10 @@ def train(
             tf.data.experimental.AutoShardPolicy.DATA
         )
         val_data = val_data.with_options(options)
+    # The weights start from the seed, whatever ran before (generating or
+    # preparing clips): a run restarted before its first backup starts as
+    # the first attempt did.
+    keras.utils.set_random_seed(int(t.seed))
     with distribution.scope():
         model = build_model(config, len(classes), multi_label)
         compile_model(model, config, steps, multi_label)
@@ -335,6 +381,7 @@ def train(
         train_data,
         validation_data=val_data,
         epochs=t.epochs,
+        steps_per_epoch=steps,
         callbacks=standard_callbacks(
             run, monitor=monitor, mode="max" if has_val else "min", chief=chief
         )

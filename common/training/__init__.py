@@ -11,12 +11,14 @@ from common.training.distribute import (
     is_chief,
     num_workers,
     wait_for_file,
+    worker_index,
 )
 from common.training.seeding import seed_everything
 
 _LAZY = {
     "RunDirectory": "common.training.callbacks",
     "RunCheckpointing": "common.training.callbacks",
+    "backup_epoch": "common.training.callbacks",
     "standard_callbacks": "common.training.callbacks",
     "WarmupCosineDecay": "common.training.schedules",
     "start_training": "common.training.session",
@@ -28,6 +30,7 @@ __all__ = [
     "RunCheckpointing",
     "RunDirectory",
     "WarmupCosineDecay",
+    "backup_epoch",
     "finish_training",
     "get_strategy",
     "is_chief",
@@ -36,6 +39,7 @@ __all__ = [
     "standard_callbacks",
     "start_training",
     "wait_for_file",
+    "worker_index",
 ]
 
 

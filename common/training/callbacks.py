@@ -6,6 +6,7 @@ import os
 import shutil
 
 import keras
+import numpy as np
 
 from common.data.files import write_json_atomically
 
@@ -53,6 +54,41 @@ class RunDirectory:
             f"No trained weights in {self.checkpoints}: has `train` run to the end "
             "of an epoch in this run directory?"
         )
+
+
+def _published_state(run):
+    """The newest published backup state folder of `run`, or None."""
+    latest = os.path.join(run.backup, "LATEST")
+    if not os.path.isfile(latest):
+        return None
+    with open(latest, encoding="utf-8") as f:
+        name = f.read().strip()
+    path = os.path.join(run.backup, name)
+    if name and os.path.isfile(os.path.join(path, "state.json")):
+        return path
+    return None
+
+
+def backup_epoch(run):
+    """The epoch a restart of `run` (a `RunDirectory`) resumes at (the
+    number of epochs its backup holds), or None without a backup; read
+    before `fit`, so that the data stream can start at that epoch."""
+    state = _published_state(run)
+    if state is None:
+        return None
+    with open(os.path.join(state, "state.json"), encoding="utf-8") as f:
+        return int(json.load(f)["epoch"])
+
+
+def seed_states(model):
+    """The states of the model's random seed generators (dropout, sampling)
+    in `model.variables` order: `save_weights` does not keep them, and a
+    resumed run must draw the numbers the uninterrupted one would have."""
+    return [
+        variable
+        for variable in model.variables
+        if variable.path.endswith("seed_generator_state")
+    ]
 
 
 def _write_csv_atomic(path, rows):
@@ -118,14 +154,7 @@ class RunCheckpointing(keras.callbacks.Callback):
 
     # -- restore ----------------------------------------------------------
     def _state_dir(self):
-        if not os.path.isfile(self.latest):
-            return None
-        with open(self.latest, encoding="utf-8") as f:
-            name = f.read().strip()
-        path = os.path.join(self.run.backup, name)
-        if name and os.path.isfile(os.path.join(path, "state.json")):
-            return path
-        return None
+        return _published_state(self.run)
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.run.backup, exist_ok=True)
@@ -148,9 +177,21 @@ class RunCheckpointing(keras.callbacks.Callback):
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
         self.model.load_weights(os.path.join(state_dir, "model.weights.h5"))
+        seeds = state.get("seed_states")
+        variables = seed_states(self.model)
+        if seeds is not None and len(seeds) == len(variables):
+            for variable, value in zip(variables, seeds, strict=True):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
         self.model._initial_epoch = state["epoch"]
         self.best = state.get("best", self.best)
         self.rows = state["rows"]
+        epochs = (self.params or {}).get("epochs")
+        print(
+            f"Resuming {self.run.path} at epoch {state['epoch'] + 1}"
+            f"{f'/{epochs}' if epochs else ''} from {state_dir} "
+            f"({state['epoch']} epochs done)",
+            flush=True,
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.synced or not self.write:
@@ -216,7 +257,14 @@ class RunCheckpointing(keras.callbacks.Callback):
             maybe_kill("checkpoint_save", epoch)
             write_json_atomically(
                 os.path.join(tmp, "state.json"),
-                {"epoch": int(epoch) + 1, "best": self.best, "rows": rows},
+                {
+                    "epoch": int(epoch) + 1,
+                    "best": self.best,
+                    "rows": rows,
+                    "seed_states": [
+                        np.asarray(v).tolist() for v in seed_states(self.model)
+                    ],
+                },
             )
             final = os.path.join(self.run.backup, name)
             shutil.rmtree(final, ignore_errors=True)

@@ -59,3 +59,29 @@ def training_overrides(args):
         # this must be set before TensorFlow is imported.
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     return overrides
+
+
+# What a command reports in one line (naming the file or value) and exits 2
+# on, instead of a traceback: bad values, missing or existing files, a folder
+# that is not what the command needs, a worker that waited too long.
+KNOWN_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    TimeoutError,
+)
+
+
+def run_cli(build_parser, run, argv=None):
+    """Parses `argv` with `build_parser()`, calls `run(args)`; a known error
+    prints `error: MESSAGE` on stderr and returns 2. Both applications' `main`."""
+    import sys
+
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KNOWN_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

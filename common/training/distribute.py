@@ -58,6 +58,18 @@ def num_workers(strategy=None):
     return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) or 1
 
 
+def worker_index(strategy=None):
+    """This process's place among the cluster's workers, `0 ..
+    num_workers - 1` (the chief first; 0 without `multi_worker`)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return 0
+    cluster = resolver.cluster_spec().as_dict()
+    if resolver.task_type == "chief":
+        return 0
+    return int(resolver.task_id) + len(cluster.get("chief", []))
+
+
 def _patch_keras_scalar_mean_across_workers():
     """Keras 3.15 averages each replica's logs across a multi-worker cluster
     with `strategy.reduce("MEAN", v, axis=0)`, which fails on the scalar

@@ -29,11 +29,16 @@ def video_command(run, epochs, extra=()):
     return command + list(extra)
 
 
-def run_command(command, fault=None, timeout=600):
+def environment(fault=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     env.pop("MMSUITE_FAULT", None)
     if fault:
         env["MMSUITE_FAULT"] = fault
+    return env
+
+
+def run_command(command, fault=None, timeout=600):
+    env = environment(fault)
     return subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -103,12 +103,15 @@ class RetrievalBadInputsTest(TestCase):
         model = build_model(config)
         model.adapt([c for cs in data.captions for c in cs])
         model.compile(optimizer=keras.optimizers.AdamW(1e-4))
-        dataset = training_dataset(data.images, data.captions, 32, 7).map(
-            lambda i, t: {"images": i, "text": t}
-        )
-        for batch in dataset:
+        steps = len(data.images) // 7
+        dataset = training_dataset(
+            data.images, data.captions, 32, 7, steps_per_epoch=steps
+        ).map(lambda i, t: {"images": i, "text": t})
+        for batch in dataset.take(steps):
             self.assertEqual(batch["images"].shape, (7, 32, 32, 3))
-        history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+        history = model.fit(
+            dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False
+        )
         self.assertTrue(np.isfinite(history.history["loss"]).all())
 
 

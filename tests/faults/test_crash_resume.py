@@ -1,21 +1,31 @@
 """Fault 1 and 2: training killed with SIGKILL (mid-epoch, while a checkpoint
-is written, during validation) and restarted with the same command; a write
+is written, during validation, and at a random moment from outside) and
+restarted with the same command ends where a run never killed ends; a write
 failure while checkpointing."""
 
 import errno
 import json
 import os
+import random
 import signal
+import subprocess
+import time
 from unittest import mock
 
 import h5py
 import numpy as np
 
 from common.testing import TestCase
-from tests.faults.helpers import history, retrieval_command, run_command, video_command
+from tests.faults.helpers import (
+    environment,
+    history,
+    retrieval_command,
+    run_command,
+    video_command,
+)
 
 KILLS = ("mid_epoch:0", "checkpoint_save:1", "validation:2")
-EPOCHS = 4
+EPOCHS = 5
 
 
 def assert_readable(test, run):
@@ -38,15 +48,57 @@ def assert_readable(test, run):
     test.assertEqual(leftovers, [], "half-written checkpoint files left in place")
 
 
+def weights_of(path):
+    """Every array of a `.weights.h5` file, by its path in the file."""
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, item: (
+                arrays.__setitem__(name, item[()])
+                if isinstance(item, h5py.Dataset)
+                else None
+            )
+        )
+    return arrays
+
+
+def kill_at_random_moment(test, command, run, after_state, seed):
+    """Starts `command`, waits for backup state `after_state` to be published,
+    SIGKILLs the process from outside a random 0-1 s later (while it trains
+    the next epoch); returns the delay."""
+    latest = os.path.join(run, "backup", "LATEST")
+    process = subprocess.Popen(
+        command, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and process.poll() is None:
+            if os.path.isfile(latest):
+                with open(latest) as f:
+                    if f.read().strip() == after_state:
+                        break
+            time.sleep(0.05)
+        delay = random.Random(seed).uniform(0.0, 1.0)
+        time.sleep(delay)
+        test.assertIsNone(process.poll(), "the run ended before it could be killed")
+        process.kill()
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    return delay
+
+
 class KilledTrainingResumesTest(TestCase):
-    def check_app(self, make_command, metric):
+    def check_app(self, make_command):
         tmp = self.get_temp_dir()
         reference = os.path.join(tmp, "reference")
-        result = run_command(make_command(reference, EPOCHS))
+        result = run_command(make_command(reference, EPOCHS, ["--deterministic"]))
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
 
         run = os.path.join(tmp, "killed")
-        command = make_command(run, EPOCHS)
+        command = make_command(run, EPOCHS, ["--deterministic"])
         for fault in KILLS:
             result = run_command(command, fault=fault)
             self.assertEqual(
@@ -59,23 +111,45 @@ class KilledTrainingResumesTest(TestCase):
         # killed at: epoch 0 mid-way (nothing done), epoch 1's checkpoint
         # (epoch 0 done), epoch 2's validation (epoch 1 done, redone 0 times)
         self.assertEqual([int(r["epoch"]) for r in history(run)], [0, 1])
+        # then from outside, at a random moment of epoch 3 (2 done before)
+        seed = random.SystemRandom().randrange(2**32)
+        delay = kill_at_random_moment(self, command, run, "state-00003", seed)
+        note = f"killed {delay:.2f} s after epoch 3's backup (seed {seed})"
+        assert_readable(self, run)
         result = run_command(command)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertRegex(
+            result.stdout, r"Resuming .*killed at epoch \d/5 from .*state-0000\d"
+        )
         self.assertTrue(os.path.isfile(os.path.join(run, "COMPLETE")))
         rows = history(run)
         self.assertEqual([int(r["epoch"]) for r in rows], list(range(EPOCHS)))
-        final = float(rows[-1][metric])
-        expected = float(history(reference)[-1][metric])
-        self.assertTrue(np.isfinite(final))
-        message = f"{metric}: resumed {final} vs uninterrupted {expected}"
-        self.assertLess(abs(final - expected), 0.25 * abs(expected) + 0.1, message)
+        # The same run as one never killed: every weight (and the optimizer's
+        # state, saved with them) and every logged number.
+        expected_rows = history(reference)
+        for row, expected_row in zip(rows, expected_rows, strict=True):
+            for key in expected_row:
+                if key == "epoch":
+                    continue
+                self.assertAllClose(
+                    float(row[key]), float(expected_row[key]), atol=1e-6, msg=note
+                )
+        final = weights_of(os.path.join(run, "checkpoints", "last.weights.h5"))
+        expected = weights_of(os.path.join(reference, "checkpoints", "last.weights.h5"))
+        self.assertEqual(sorted(final), sorted(expected))
+        worst = max(
+            float(np.max(np.abs(final[k].astype("float64") - expected[k])))
+            for k in expected
+            if expected[k].size
+        )
+        self.assertLessEqual(worst, 1e-6, f"max |weight difference| {worst}; {note}")
         self.assertEqual(os.listdir(os.path.join(run, "backup")), [])
 
     def test_retrieval(self):
-        self.check_app(retrieval_command, "loss")
+        self.check_app(retrieval_command)
 
     def test_video(self):
-        self.check_app(video_command, "loss")
+        self.check_app(video_command)
 
 
 class CheckpointWriteFailureTest(TestCase):
@@ -114,3 +188,94 @@ class CheckpointWriteFailureTest(TestCase):
         self.assertEqual(
             [n for n in os.listdir(run.checkpoints) if n.startswith(".tmp")], []
         )
+
+
+class Crash(Exception):
+    pass
+
+
+class RestoredStateTest(TestCase):
+    """Without `--deterministic` too: what a restart restores is exactly what
+    the backup saved (weights, optimizer variables with its step count, the
+    seed generators' states)."""
+
+    def make_model(self):
+        import keras
+
+        model = keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(4),
+                keras.layers.Dropout(0.5),
+                keras.layers.Dense(2),
+            ]
+        )
+        model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="mse")
+        return model
+
+    def state_of(self, model):
+        from common.training.callbacks import seed_states
+
+        return (
+            [w.copy() for w in model.get_weights()],
+            [np.asarray(v).copy() for v in model.optimizer.variables],
+            [np.asarray(v).copy() for v in seed_states(model)],
+        )
+
+    def test_restart_restores_the_saved_state_exactly(self):
+        import keras
+
+        from common.training.callbacks import RunCheckpointing, RunDirectory
+
+        run = RunDirectory(os.path.join(self.get_temp_dir(), "run")).create()
+        x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+        y = np.random.default_rng(1).normal(size=(32, 2)).astype("float32")
+        saved = {}
+        test = self
+
+        class CrashAfterBackup(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 1:  # the backup of 2 epochs is published
+                    saved["state"] = test.state_of(self.model)
+                    raise Crash()
+
+        model = self.make_model()
+        with self.assertRaises(Crash):
+            model.fit(
+                x,
+                y,
+                batch_size=4,
+                epochs=4,
+                verbose=0,
+                callbacks=[
+                    RunCheckpointing(run, monitor="loss", mode="min"),
+                    CrashAfterBackup(),
+                ],
+            )
+        weights, optimizer, seeds = saved["state"]
+        self.assertGreater(int(optimizer[0]), 0)  # iterations
+        self.assertTrue(seeds)
+
+        class Restored(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                saved["restored"] = test.state_of(self.model)
+                raise Crash()
+
+        fresh = self.make_model()
+        with self.assertRaises(Crash):
+            fresh.fit(
+                x,
+                y,
+                batch_size=4,
+                epochs=4,
+                verbose=0,
+                callbacks=[
+                    RunCheckpointing(run, monitor="loss", mode="min"),
+                    Restored(),
+                ],
+            )
+        for before, after in zip(saved["state"], saved["restored"], strict=True):
+            self.assertEqual(len(before), len(after))
+            for a, b in zip(before, after, strict=True):
+                np.testing.assert_array_equal(a, b)
+        self.assertEqual(fresh._initial_epoch, 2)

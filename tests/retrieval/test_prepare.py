@@ -100,6 +100,37 @@ class PrepareTest(TestCase):
         from_files = np.concatenate([b.numpy() for b in image_dataset(files, 24, 5)])
         np.testing.assert_array_equal(pixels, from_files)
 
+    def test_each_epoch_depends_on_its_number_only(self):
+        # What a run resumed at epoch 2 reads is epoch 2 of the uninterrupted
+        # stream: order, captions and crops.
+        for data_path, cache in (
+            (self.data, "none"),
+            (self.data, "memory"),
+            (self.prepared, "none"),
+            (self.prepared, "memory"),
+        ):
+            images, captions = load_retrieval_data(data_path, verbose=False).subset(
+                "train"
+            )
+
+            def epochs(first, images=images, captions=captions, cache=cache):
+                stream = training_dataset(
+                    images, captions, 24, 7, augment=True, cache=cache, seed=4,
+                    first_epoch=first, epochs=3, steps_per_epoch=3,
+                )  # fmt: skip
+                return [(p.numpy(), t.numpy()) for p, t in stream]
+
+            full, resumed = epochs(0), epochs(2)
+            self.assertEqual(len(full), 9)
+            self.assertEqual(len(resumed), 3)
+            for (a, ta), (b, tb) in zip(full[6:], resumed, strict=True):
+                np.testing.assert_array_equal(a, b)
+                np.testing.assert_array_equal(ta, tb)
+            orders = [
+                tuple(digest(p) for p, _ in full[3 * e : 3 * e + 3]) for e in (0, 1, 2)
+            ]
+            self.assertEqual(len(set(orders)), 3, (data_path, cache))
+
     def test_training_epoch_from_shards_equals_one_from_files(self):
         original = load_retrieval_data(self.data, verbose=False)
         prepared = load_retrieval_data(self.prepared, verbose=False)
@@ -111,11 +142,18 @@ class PrepareTest(TestCase):
         ):
             images, captions = data.subset("train")
             dataset = training_dataset(
-                images, captions, 24, 21, cache=cache, seed=1, drop_remainder=False
+                images,
+                captions,
+                24,
+                21,
+                cache=cache,
+                seed=1,
+                drop_remainder=False,
+                epochs=2,
             )
             seen = {}
-            for epoch in range(2):
-                ((pixels, texts),) = list(dataset)
+            # one batch per epoch, two epochs
+            for epoch, (pixels, texts) in enumerate(dataset.take(2)):
                 self.assertEqual(len(pixels), 21)
                 for image, text in zip(pixels.numpy(), texts.numpy(), strict=True):
                     seen.setdefault(digest(image), set()).add(text.decode())

@@ -95,12 +95,32 @@ class ClipLengthsTest(TestCase):
         self.assertEqual(metadata["skipped"], 0)
         for cache in ("none", "memory"):
             batches = list(
-                make_dataset(output, "train", 5, 2, False, shuffle=True, cache=cache)
+                make_dataset(
+                    output, "train", 5, 2, False, shuffle=True, cache=cache
+                ).take(1)
             )
             self.assertEqual(len(batches), 1)
             inputs, labels = batches[0]
             self.assertEqual(inputs["frames"].shape, (5, 4, 32, 32, 3))
             self.assertEqual(inputs["audio"].shape, (5, int(WINDOW * RATE)))
+        # A stream started at epoch 2 is epoch 2 of the one started at 0.
+        for cache in ("none", "memory"):
+
+            def epochs(first, cache=cache):
+                stream = make_dataset(
+                    output, "train", 2, 2, False, shuffle=True, cache=cache,
+                    seed=5, first_epoch=first, epochs=4,
+                )  # fmt: skip
+                return [inputs["audio"].numpy() for inputs, _ in stream]
+
+            full, resumed = epochs(0), epochs(2)
+            self.assertEqual(len(full), 12)  # 3 batches (2, 2, 1) x 4 epochs
+            for a, b in zip(full[6:], resumed, strict=True):
+                np.testing.assert_array_equal(a, b)
+            orders = {
+                np.concatenate(full[3 * e : 3 * e + 3]).tobytes() for e in range(4)
+            }
+            self.assertGreater(len(orders), 1)  # reshuffled between epochs
         # each record's sound against its clip's tone
         files = [os.path.join(output, n) for n in metadata["shards"]["train"]]
         from video_understanding.prepare import record_parser

@@ -113,6 +113,21 @@ class VideoTrainEvaluateTest(TestCase):
         np.testing.assert_allclose(
             np.load(os.path.join(tmp, "out.npy")), expected, atol=1e-5
         )
+        # `k` beyond the export's own top-k: every class, best first, with
+        # the probabilities the model gives.
+        (every,) = predict([clip_path], models, k=len(classes) + 4)
+        order = np.argsort(-expected[0], kind="stable")
+        self.assertEqual(
+            [t["label"] for t in every["top"]], [classes[i] for i in order]
+        )
+        np.testing.assert_allclose(
+            [t["score"] for t in every["top"]], expected[0][order], atol=1e-5
+        )
+        with self.assertRaisesRegex(ValueError, "`k` must be a positive integer"):
+            predict([clip_path], models, k=0)
+        # One line, no traceback, for a version that exists.
+        again = ["export", "--run", run, "--output", models, "--version", "1"]
+        self.assertEqual(main(again), 2)
 
     def test_sync_preset_trains_on_sync_clips(self):
         run = os.path.join(self.get_temp_dir(), "runs", "sync")
