@@ -16,7 +16,6 @@ Writes `metrics.json` and a confusion-matrix PNG into `--output`.
 
 import argparse
 import itertools
-import json
 import os
 import time
 
@@ -24,6 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from common.data.files import write_json_atomically
 from common.layers import (
     CrossModalAttention,
     EarlyFusion,
@@ -249,8 +249,7 @@ def main(argv=None):
         },
     }
     metrics_path = os.path.join(args.output, "metrics.json")
-    with open(metrics_path, "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
+    write_json_atomically(metrics_path, metrics)
     print(f"\nWrote {metrics_path} and {png}")
     return metrics
 

@@ -12,6 +12,7 @@ The files use the Flickr8k/30k Kaggle layout (`Images/` + `captions.txt` with a
 """
 
 import csv
+import io
 import itertools
 import json
 import os
@@ -142,12 +143,11 @@ def generate_demo_data(output_dir, num_train=1500, num_val=100, num_test=300, se
             (name, caption, split)
             for caption in captions_for(shape, colour, cell, size, rng)
         )
-    tmp_path = captions_path + ".tmp"
-    with open(tmp_path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image", "caption", "split"])
-        writer.writerows(rows)
-    os.replace(tmp_path, captions_path)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["image", "caption", "split"])
+    writer.writerows(rows)
+    write_atomically(captions_path, text.getvalue())
     write_atomically(
         os.path.join(output_dir, BOXES_FILE), json.dumps(boxes, indent=0) + "\n"
     )

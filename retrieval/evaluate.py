@@ -1,8 +1,8 @@
 """Evaluation of a trained run: Recall@K, median rank, rsum, re-ranking."""
 
-import json
 import os
 
+from common.data.files import write_json_atomically
 from common.training import RunDirectory
 from retrieval.data import PreparedImages
 from retrieval.embed import evaluate_embeddings
@@ -70,8 +70,7 @@ def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=Tru
     )
     metrics["split"] = split
     metrics["data"] = os.path.abspath(data_path or config.data.path)
-    with open(run.metrics, "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
+    write_json_atomically(run.metrics, metrics)
     if verbose:
         print(
             f"Recall@K on {split} ({metrics['num_images']} images, "

@@ -319,8 +319,7 @@ def train(
         for key, values in fit.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         if chief:
-            with open(marker, "w", encoding="utf-8") as f:
-                f.write("done\n")
+            write_atomically(marker, "done\n")
     summary = {
         "epochs": t.epochs,
         "train_seconds_this_session": time.perf_counter() - start_time,

@@ -5,13 +5,13 @@ Raw clips are decoded once by `prepare` into `runs/NAME/prepared/` (a
 training and evaluation read the same decoded frames and audio.
 """
 
-import json
 import os
 
 import keras
 import numpy as np
 
 from common.data.epochs import epoch_seed, epoch_stream
+from common.data.files import write_atomically, write_json_atomically
 from common.data.shards import read_shards
 from common.metrics import classification_report, plot_confusion_matrix
 from common.training import (
@@ -312,8 +312,7 @@ def train(
     adopt_decoding(config, metadata, verbose=False)  # the other workers too
     classes, multi_label = metadata["class_names"], metadata["multi_label"]
     if chief:
-        with open(run.file("classes.txt"), "w", encoding="utf-8") as f:
-            f.writelines(f"{name}\n" for name in classes)
+        write_atomically(run.file("classes.txt"), "".join(f"{c}\n" for c in classes))
     t = config.training
     train_cache, val_cache = cache_choices(config, metadata, verbose=bool(verbose))
     has_val = bool(metadata["shards"]["val"])
@@ -446,8 +445,7 @@ def evaluate(run_dir, split=None, verbose=True):
             title=f"{config.model.fusion} ({split})",
         )
     metrics["split"] = split
-    with open(run.metrics, "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
+    write_json_atomically(run.metrics, metrics)
     if verbose:
         keys = [
             k

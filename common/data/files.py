@@ -102,15 +102,61 @@ def walk_files(root, on_loop=None):
     return found
 
 
-def write_atomically(path, text):
-    """Writes `text` (UTF-8) to `path` through a temporary file that is synced
-    and renamed over it: readers see the old file or the new, never a part."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+def fsync_directory(path):
+    """Flushes `path`'s directory entries (a rename into it, a new file) to
+    disk; a no-op where directories cannot be opened (Windows)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def fsync_tree(path):
+    """fsyncs every file under `path` (or `path` itself if it is a file) and
+    every folder, deepest first."""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+        return
+    for folder, _, names in os.walk(path, topdown=False):
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as f:
+                os.fsync(f.fileno())
+        fsync_directory(folder)
+
+
+def publish(tmp, path):
+    """Makes the finished file or folder `tmp` durable and renames it to
+    `path` (same folder): its data is on disk before the name points at it,
+    and the rename is on disk when this returns. After a power cut `path` is
+    the old version or the new one, never a mix or an empty file."""
+    fsync_tree(tmp)
     os.replace(tmp, path)
+    fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+def write_atomically(path, text):
+    """Writes `text` (UTF-8) to `path` through a temporary file in the same
+    folder that is flushed, fsynced and renamed over it (`publish`): readers
+    see the old file or the new, never a part, and so does a power cut."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    fsync_directory(os.path.dirname(os.path.abspath(path)))
 
 
 def write_json_atomically(path, value, **dump_options):

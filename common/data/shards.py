@@ -7,6 +7,8 @@ leaves only whole shards and a rerun writes only the missing ones.
 
 import os
 
+from common.data.files import publish
+
 
 def plan_shards(items_by_split, shard_size):
     """`[(split, shard file name, items)]`: each split's items cut into shards
@@ -53,7 +55,7 @@ def write_shard(shard_path, serialized):
     with tf.io.TFRecordWriter(tmp) as writer:
         for record in serialized:
             writer.write(record)
-    os.replace(tmp, shard_path)
+    publish(tmp, shard_path)
 
 
 def check_same_preparation(metadata_path, metadata, what="settings"):

@@ -2,15 +2,57 @@
 
 TF Serving polls `base/<integer version>/`. A version is written into a hidden
 temporary folder beside it (`base/.tmp-<version>-<pid>`, which TF Serving
-ignores) and renamed into place only once complete, so a crash or a full
-disk never leaves a partial version where the server looks.
+ignores), fsynced, and renamed into place only once complete, so a crash, a
+power cut or a full disk never leaves a partial version where the server
+looks. A temporary folder left by an export that was killed is removed by
+the next export (its process no longer runs, or it is older than
+`STALE_SECONDS`).
 """
 
 import os
 import re
 import shutil
+import time
+
+from common.data.files import fsync_directory, fsync_tree
 
 _VERSION = re.compile(r"^\d+$")
+_TEMPORARY = re.compile(r"^\.tmp-\d+-(\d+)$")
+# A temporary folder this old is stale even if its PID is in use again.
+STALE_SECONDS = 7 * 24 * 3600
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(base_dir):
+    """Removes `.tmp-<version>-<pid>` folders of exports that died (their
+    PID runs no process, or the folder is older than `STALE_SECONDS`);
+    returns the removed paths. Folders of running exports are left alone."""
+    removed = []
+    if not os.path.isdir(base_dir):
+        return removed
+    now = time.time()
+    for name in os.listdir(base_dir):
+        match = _TEMPORARY.match(name)
+        path = os.path.join(base_dir, name)
+        if not match or not os.path.isdir(path):
+            continue
+        try:
+            age = now - os.path.getmtime(path)
+        except OSError:
+            continue
+        if not _process_exists(int(match.group(1))) or age > STALE_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def list_versions(base_dir):
@@ -79,14 +121,17 @@ def export_versioned(write_fn, base_dir, version=None, keep=None):
             f"Version {version} already exists at {final_dir}; exports never "
             "overwrite a version."
         )
+    remove_stale_temporaries(base_dir)
     tmp_dir = os.path.join(base_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     try:
         write_fn(tmp_dir)
         if not os.path.isfile(os.path.join(tmp_dir, "saved_model.pb")):
             raise RuntimeError(f"The export wrote no saved_model.pb into {tmp_dir}.")
+        fsync_tree(tmp_dir)
         # Fails (instead of merging) if the version appeared meanwhile.
         os.rename(tmp_dir, final_dir)
+        fsync_directory(base_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

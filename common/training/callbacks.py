@@ -1,6 +1,7 @@
 """Callbacks and run-directory helpers shared by the applications' training."""
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -8,7 +9,7 @@ import shutil
 import keras
 import numpy as np
 
-from common.data.files import write_json_atomically
+from common.data.files import publish, write_atomically, write_json_atomically
 
 
 class RunDirectory:
@@ -93,13 +94,12 @@ def seed_states(model):
 
 def _write_csv_atomic(path, rows):
     keys = ["epoch"] + sorted({k for row in rows for k in row} - {"epoch"})
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-    os.replace(tmp, path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=keys)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    write_atomically(path, text.getvalue())
 
 
 def _read_csv(path):
@@ -213,7 +213,7 @@ class RunCheckpointing(keras.callbacks.Callback):
         )
         try:
             self.model.save_weights(tmp)
-            os.replace(tmp, path)
+            publish(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
@@ -268,14 +268,12 @@ class RunCheckpointing(keras.callbacks.Callback):
             )
             final = os.path.join(self.run.backup, name)
             shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
+            publish(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         previous = self._state_dir()
-        with open(f"{self.latest}.tmp", "w", encoding="utf-8") as f:
-            f.write(name + "\n")
-        os.replace(f"{self.latest}.tmp", self.latest)
+        write_atomically(self.latest, name + "\n")
         if previous and os.path.basename(previous) != name:
             shutil.rmtree(previous, ignore_errors=True)
         self.rows = rows

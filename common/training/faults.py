@@ -1,8 +1,12 @@
 """Fault injection for the crash tests (tests/faults): off unless asked for.
 
 Setting `MMSUITE_FAULT=POINT:EPOCH` makes training SIGKILL its own process
-when it reaches POINT in epoch EPOCH (0-based), the way a power cut or the
-OOM killer would:
+when it reaches POINT in epoch EPOCH (0-based), as the OOM killer, `kill -9`
+or a crash of the process would. A SIGKILL does not test a power cut: what
+the process wrote is still in the operating system's page cache and reaches
+the disk afterwards. Against power cuts every file is published with
+`common.data.files.publish` / `write_atomically` (fsync of the data before
+the rename, of the folder after it); no test here can cut the power.
 
 - `mid_epoch`: after the middle training batch of the epoch;
 - `checkpoint_save`: while the epoch's checkpoint is being written (after the
