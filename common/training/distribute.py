@@ -37,15 +37,27 @@ def is_chief(strategy=None):
     )
 
 
-def wait_for_file(path, timeout=1800.0, what="the chief"):
-    """Blocks until `path` exists (a worker waiting for the chief's files)."""
+def wait_for_file(path, timeout=None, what="the chief"):
+    """Blocks until `path` exists (a worker waiting for the chief's files).
+
+    Gives up after `timeout` seconds (default `MMSUITE_WORKER_WAIT`, else 600)
+    with a `TimeoutError` saying what it waited for: a worker whose run
+    directory is not the chief's (no shared filesystem, another `--output`)
+    would otherwise wait for ever.
+    """
     import os
     import time
 
+    if timeout is None:
+        timeout = float(os.environ.get("MMSUITE_WORKER_WAIT", "600"))
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"Waited {timeout:.0f} s for {what} to write {path}.")
+            raise TimeoutError(
+                f"Waited {timeout:.0f} s for {what} to write {path}. Every worker "
+                "must be given the same run directory (--output) on a filesystem "
+                "they all share; set MMSUITE_WORKER_WAIT (seconds) to wait longer."
+            )
         time.sleep(0.5)
 
 
