@@ -35,6 +35,29 @@ class ClassificationReportTest(TestCase):
         self.assertAlmostEqual(r["per_class"]["dog"]["f1"], 0.5)
         self.assertEqual(r["per_class"]["cat"]["support"], 3)
 
+    def test_precision_and_recall_are_not_swapped(self):
+        # Per class, precision != recall: swapping them (or the confusion
+        # matrix's axes) changes every number below.
+        names = ["a", "b", "c"]
+        y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+        y_pred = np.array([0, 0, 1, 2, 1, 0, 2, 2, 1])
+        r = classification_report(y_true, np.eye(3)[y_pred], names)
+        matrix = np.zeros((3, 3), int)
+        np.add.at(matrix, (y_true, y_pred), 1)  # rows: true, columns: predicted
+        self.assertEqual(r["confusion_matrix"], matrix.tolist())
+        precision = np.diag(matrix) / matrix.sum(axis=0)
+        recall = np.diag(matrix) / matrix.sum(axis=1)
+        self.assertFalse(np.allclose(precision[:2], recall[:2]))
+        f1 = 2 * precision * recall / (precision + recall)
+        for i, name in enumerate(names):
+            self.assertAlmostEqual(r["per_class"][name]["precision"], precision[i])
+            self.assertAlmostEqual(r["per_class"][name]["recall"], recall[i])
+            self.assertAlmostEqual(r["per_class"][name]["f1"], f1[i])
+            self.assertEqual(r["per_class"][name]["support"], matrix[i].sum())
+        self.assertAlmostEqual(r["macro_precision"], precision.mean())
+        self.assertAlmostEqual(r["macro_recall"], recall.mean())
+        self.assertAlmostEqual(r["macro_f1"], f1.mean())
+
     def test_one_hot_labels_and_unpredicted_class(self):
         y_true = np.eye(3)[[0, 1, 2, 2]]
         y_prob = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 0, 1]], float)

@@ -24,9 +24,17 @@ class WarmupCosineDecayTest(TestCase):
             keras.saving.serialize_keras_object(schedule)
         )
         self.assertEqual(revived.get_config(), schedule.get_config())
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule)
-        variable = keras.Variable(np.ones(2, "float32"))
-        optimizer.apply_gradients([(np.ones(2, "float32"), variable)])
-        self.assertAlmostEqual(float(schedule(0)), 1e-4, places=9)
+        # The optimizer applies the schedule's rate at its own step count:
+        # plain SGD moves a weight by exactly lr(step) * gradient.
+        schedule = WarmupCosineDecay(1e-2, warmup_steps=4, decay_steps=10)
+        optimizer = keras.optimizers.SGD(learning_rate=schedule)
+        variable = keras.Variable(np.zeros(1, "float32"))
+        for step in range(8):
+            before = float(variable.numpy()[0])
+            optimizer.apply_gradients([(np.ones(1, "float32"), variable)])
+            moved = before - float(variable.numpy()[0])
+            self.assertAlmostEqual(moved, float(schedule(step)), places=7)
+            self.assertEqual(int(optimizer.iterations), step + 1)
+        self.assertAlmostEqual(float(schedule(2)), 1e-2 * 2 / 4, places=9)
         with self.assertRaisesRegex(ValueError, "decay_steps"):
             WarmupCosineDecay(1e-4, warmup_steps=5, decay_steps=0)
