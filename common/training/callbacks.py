@@ -1,5 +1,6 @@
 """Callbacks and run-directory helpers shared by the applications' training."""
 
+import contextlib
 import csv
 import io
 import json
@@ -90,6 +91,22 @@ def seed_states(model):
         for variable in model.variables
         if variable.path.endswith("seed_generator_state")
     ]
+
+
+@contextlib.contextmanager
+def _writing(path):
+    """An `OSError` while writing `path` (disk full, file too large, no
+    permission) is raised again as one naming `path` and saying what failed,
+    so the command line prints one clear line."""
+    try:
+        yield
+    except OSError as error:
+        if getattr(error, "filename", None):
+            raise
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise OSError(
+            error.errno, f"Could not write the checkpoint ({reason})", path
+        ) from error
 
 
 def _write_csv_atomic(path, rows):
@@ -212,8 +229,9 @@ class RunCheckpointing(keras.callbacks.Callback):
             os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}"
         )
         try:
-            self.model.save_weights(tmp)
-            publish(tmp, path)
+            with _writing(path):
+                self.model.save_weights(tmp)
+                publish(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
@@ -253,7 +271,8 @@ class RunCheckpointing(keras.callbacks.Callback):
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         try:
-            self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
+            with _writing(os.path.join(tmp, "model.weights.h5")):
+                self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
             maybe_kill("checkpoint_save", epoch)
             write_json_atomically(
                 os.path.join(tmp, "state.json"),

@@ -63,15 +63,9 @@ def training_overrides(args):
 
 # What a command reports in one line (naming the file or value) and exits 2
 # on, instead of a traceback: bad values, missing or existing files, a folder
-# that is not what the command needs, a worker that waited too long.
-KNOWN_ERRORS = (
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    IsADirectoryError,
-    TimeoutError,
-)
+# that is not what the command needs, a worker that waited too long, a disk
+# that is full (every `OSError`: the error names its file).
+KNOWN_ERRORS = (ValueError, OSError)
 
 
 def run_cli(build_parser, run, argv=None):
