@@ -54,7 +54,7 @@ def _example(image_bytes, captions, image_id):
                 "id": byte_strings([image_id.encode("utf-8")]),
             }
         )
-    ).SerializeToString()
+    ).SerializeToString(deterministic=True)
 
 
 def prepare(

@@ -226,7 +226,10 @@ def prepare(
                 records, shard_problems = future.result()
                 write_shard(
                     os.path.join(output, futures[future]),
-                    (_example(record).SerializeToString() for record in records),
+                    (
+                        _example(record).SerializeToString(deterministic=True)
+                        for record in records
+                    ),
                 )
                 stats[futures[future]] = _shard_stats(None, records)
                 problems.update(dict(shard_problems))
