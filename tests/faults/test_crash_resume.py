@@ -239,19 +239,21 @@ class RestoredStateTest(TestCase):
                     saved["state"] = test.state_of(self.model)
                     raise Crash()
 
-        model = self.make_model()
-        with self.assertRaises(Crash):
-            model.fit(
-                x,
-                y,
-                batch_size=4,
-                epochs=4,
-                verbose=0,
-                callbacks=[
-                    RunCheckpointing(run, monitor="loss", mode="min"),
-                    CrashAfterBackup(),
-                ],
-            )
+        def fit_until_crash(model, callback):
+            with self.assertRaises(Crash):
+                model.fit(
+                    x,
+                    y,
+                    batch_size=4,
+                    epochs=4,
+                    verbose=0,
+                    callbacks=[
+                        RunCheckpointing(run, monitor="loss", mode="min"),
+                        callback,
+                    ],
+                )
+
+        fit_until_crash(self.make_model(), CrashAfterBackup())
         weights, optimizer, seeds = saved["state"]
         self.assertGreater(int(optimizer[0]), 0)  # iterations
         self.assertTrue(seeds)
@@ -262,18 +264,7 @@ class RestoredStateTest(TestCase):
                 raise Crash()
 
         fresh = self.make_model()
-        with self.assertRaises(Crash):
-            fresh.fit(
-                x,
-                y,
-                batch_size=4,
-                epochs=4,
-                verbose=0,
-                callbacks=[
-                    RunCheckpointing(run, monitor="loss", mode="min"),
-                    Restored(),
-                ],
-            )
+        fit_until_crash(fresh, Restored())
         for before, after in zip(saved["state"], saved["restored"], strict=True):
             self.assertEqual(len(before), len(after))
             for a, b in zip(before, after, strict=True):
