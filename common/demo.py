@@ -1,6 +1,6 @@
 """A short tour of the shared core on synthetic two-modality data.
 
-Run with `python -m common.demo` (or `make demo`). Two tasks, each built so
+Run with `python -m common.demo`. Two tasks, each built so
 that the answer needs both modalities:
 
 1. Retrieval: "images" are sets of region vectors holding two objects among
