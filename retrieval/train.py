@@ -12,8 +12,8 @@ from common.encoders import LSTMTextEncoder
 from common.training import (
     RunDirectory,
     WarmupCosineDecay,
-    backup_epoch,
     finish_training,
+    fit_resuming,
     num_workers,
     standard_callbacks,
     start_training,
@@ -252,9 +252,9 @@ def train(
         else tf.data.experimental.AutoShardPolicy.DATA
     )
 
-    def dataset_from(first_epoch, last_epoch):
+    def dataset_from(first_epoch, last_epoch, skip=0):
         # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
-        # starts the stream at the epoch it resumes from.
+        # starts the stream at the epoch (and the step) it resumes from.
         dataset = training_dataset(
             train_images,
             train_captions,
@@ -268,7 +268,9 @@ def train(
             steps_per_epoch=steps,
             worker=(worker_index(distribution), workers) if by_file else (0, 1),
         )
-        dataset = dataset.map(lambda images, text: {"images": images, "text": text})
+        dataset = dataset.skip(skip).map(
+            lambda images, text: {"images": images, "text": text}
+        )
         return dataset.with_options(options)
 
     callbacks = (
@@ -305,19 +307,19 @@ def train(
         model.image_encoder.backbone.trainable = backbone_trainable
         with distribution.scope():
             model.compile(optimizer=_optimizer(config, steps, last - first))
-        resumed = backup_epoch(run)
-        start = resumed if resumed is not None and first <= resumed < last else first
-        fit = model.fit(
-            dataset_from(start, last),
+        fit = fit_resuming(
+            model,
+            run,
+            dataset_from,
+            steps=steps,
             epochs=last,
             initial_epoch=first,
-            steps_per_epoch=steps,
             callbacks=callbacks,
             shuffle=False,
             verbose=verbose,
         )
-        for key, values in fit.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
+        for key, values in fit.items():
+            history.setdefault(key, []).extend(values)
         if chief:
             write_atomically(marker, "done\n")
     summary = {

@@ -17,8 +17,8 @@ from common.metrics import classification_report, plot_confusion_matrix
 from common.training import (
     RunDirectory,
     WarmupCosineDecay,
-    backup_epoch,
     finish_training,
+    fit_resuming,
     num_workers,
     standard_callbacks,
     start_training,
@@ -338,27 +338,31 @@ def train(
     shards = len(metadata["shards"]["train"])
     workers = num_workers(distribution)
     by_file = workers > 1 and shards >= workers
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = (
+    train_options = tf.data.Options()
+    train_options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.OFF
         if by_file
         else tf.data.experimental.AutoShardPolicy.DATA
     )
-    # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
-    # starts the stream at the epoch it resumes from.
-    train_data = make_dataset(
-        prepared,
-        "train",
-        t.batch_size,
-        len(classes),
-        multi_label,
-        shuffle=True,
-        cache=train_cache,
-        seed=t.seed,
-        first_epoch=min(backup_epoch(run) or 0, t.epochs - 1),
-        epochs=t.epochs,
-        worker=(worker_index(distribution), workers) if by_file else (0, 1),
-    ).with_options(options)
+
+    def train_data(first_epoch, last_epoch, skip):
+        # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
+        # starts the stream at the epoch (and the step) it resumes from.
+        dataset = make_dataset(
+            prepared,
+            "train",
+            t.batch_size,
+            len(classes),
+            multi_label,
+            shuffle=True,
+            cache=train_cache,
+            seed=t.seed,
+            first_epoch=first_epoch,
+            epochs=last_epoch,
+            worker=(worker_index(distribution), workers) if by_file else (0, 1),
+        )
+        return dataset.skip(skip).with_options(train_options)
+
     if val_data is not None:
         # Validation batches are split by element: a split in fewer shard
         # files than workers cannot be split by file.
@@ -376,11 +380,13 @@ def train(
         compile_model(model, config, steps, multi_label)
     metric = "binary_accuracy" if multi_label else "accuracy"
     monitor = f"val_{metric}" if has_val else "loss"
-    history = model.fit(
+    history = fit_resuming(
+        model,
+        run,
         train_data,
-        validation_data=val_data,
+        steps=steps,
         epochs=t.epochs,
-        steps_per_epoch=steps,
+        validation_data=val_data,
         callbacks=standard_callbacks(
             run, monitor=monitor, mode="max" if has_val else "min", chief=chief
         )
@@ -388,10 +394,7 @@ def train(
         verbose=verbose,
         shuffle=False,
     )
-    summary = {
-        "epochs": t.epochs,
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-    }
+    summary = {"epochs": t.epochs, "history": history}
     return finish_training(session, summary)
 
 

@@ -11,6 +11,8 @@ import keras
 import numpy as np
 
 from common.data.files import publish, write_atomically, write_json_atomically
+from common.training.distribute import num_workers
+from common.training.preemption import Preempted, watch
 
 
 class RunDirectory:
@@ -71,15 +73,73 @@ def _published_state(run):
     return None
 
 
-def backup_epoch(run):
-    """The epoch a restart of `run` (a `RunDirectory`) resumes at (the
-    number of epochs its backup holds), or None without a backup; read
-    before `fit`, so that the data stream can start at that epoch."""
+def backup_position(run):
+    """Where a restart of `run` (a `RunDirectory`) resumes: `(epochs done,
+    steps done of the next epoch)` from its backup (the steps are 0 unless
+    the run was stopped by SIGTERM mid-epoch), or None without a backup."""
     state = _published_state(run)
     if state is None:
         return None
     with open(os.path.join(state, "state.json"), encoding="utf-8") as f:
-        return int(json.load(f)["epoch"])
+        saved = json.load(f)
+    return int(saved["epoch"]), int(saved.get("step", 0))
+
+
+def backup_epoch(run):
+    """The epoch a restart of `run` resumes at (the number of epochs its
+    backup holds), or None without a backup; read before `fit`, so that the
+    data stream can start at that epoch."""
+    position = backup_position(run)
+    return None if position is None else position[0]
+
+
+def fit_resuming(
+    model, run, data_from, *, steps, epochs, initial_epoch=0, callbacks=(), **fit_args
+):
+    """`model.fit` for epochs `initial_epoch .. epochs - 1` of `steps` steps,
+    from where `run`'s backup left off; returns the history (key -> values)
+    of the epochs trained here.
+
+    `data_from(first_epoch, last_epoch, skip)` gives the training data of
+    epochs `first_epoch .. last_epoch - 1` less the first `skip` batches.
+    A backup written mid-epoch (a stop on SIGTERM) holds the steps done: the
+    rest of that epoch is trained first (a `fit` of the remaining steps,
+    whose metrics go on from the saved totals), then the later epochs.
+    """
+    checkpointing = [c for c in callbacks if isinstance(c, RunCheckpointing)]
+    for callback in checkpointing:
+        callback.total_epochs = epochs
+    history = {}
+
+    def fit(first, last, skip):
+        model._initial_epoch = None  # Keras keeps a restored epoch across fits
+        result = model.fit(
+            data_from(first, last, skip),
+            epochs=last,
+            initial_epoch=first,
+            steps_per_epoch=steps - skip,
+            callbacks=list(callbacks),
+            **fit_args,
+        )
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+
+    start, skip = initial_epoch, 0
+    position = backup_position(run)
+    if position is not None and initial_epoch <= position[0] < epochs:
+        start, skip = position[0], min(position[1], steps - 1)
+    if skip:
+        for callback in checkpointing:
+            callback.keep_backup = start + 1 < epochs
+        try:
+            fit(start, start + 1, skip)
+        finally:
+            for callback in checkpointing:
+                callback.keep_backup = False
+        start += 1
+    if start < epochs:
+        fit(start, epochs, 0)
+    return history
 
 
 def seed_states(model):
@@ -168,12 +228,25 @@ class RunCheckpointing(keras.callbacks.Callback):
         self.best = None
         self.rows = []  # this fit's history rows, epoch order
         self.synced = False
+        self.keep_backup = False  # set by `fit_resuming` between two fits
+        self.total_epochs = None  # the run's epochs, for the messages
+        self._written = None  # the backup state this object last published
+        self._resume = None  # (epoch, step, metric totals) of a mid-epoch stop
+        self._epoch = 0
+        self._offset = 0  # steps of the current epoch done before this fit
+        self._totals = None  # metric totals of those steps, to add
 
     # -- restore ----------------------------------------------------------
     def _state_dir(self):
         return _published_state(self.run)
 
+    def _epochs(self):
+        return self.total_epochs or (self.params or {}).get("epochs")
+
     def on_train_begin(self, logs=None):
+        stop = watch()
+        stop.install()
+        stop.deferring = True
         os.makedirs(self.run.backup, exist_ok=True)
         os.makedirs(self.run.checkpoints, exist_ok=True)
         for name in os.listdir(self.run.backup) if self.write else ():
@@ -185,6 +258,9 @@ class RunCheckpointing(keras.callbacks.Callback):
             if saved.get("monitor") == self.monitor:
                 self.best = saved.get("value")
         state_dir = self._state_dir()
+        self._resume = None
+        if state_dir is not None and state_dir == self._written:
+            return  # written by this object in the fit just before: current
         self.rows, self.synced = [], False
         if state_dir is None:
             return
@@ -199,18 +275,27 @@ class RunCheckpointing(keras.callbacks.Callback):
         if seeds is not None and len(seeds) == len(variables):
             for variable, value in zip(variables, seeds, strict=True):
                 variable.assign(np.asarray(value, dtype=variable.dtype))
-        self.model._initial_epoch = state["epoch"]
+        epoch, step = int(state["epoch"]), int(state.get("step", 0))
+        self.model._initial_epoch = epoch
         self.best = state.get("best", self.best)
         self.rows = state["rows"]
-        epochs = (self.params or {}).get("epochs")
+        if step:
+            self._resume = (epoch, step, state.get("metrics"))
+        epochs = self._epochs()
         print(
-            f"Resuming {self.run.path} at epoch {state['epoch'] + 1}"
-            f"{f'/{epochs}' if epochs else ''} from {state_dir} "
-            f"({state['epoch']} epochs done)",
+            f"Resuming {self.run.path} at epoch {epoch + 1}"
+            f"{f'/{epochs}' if epochs else ''}"
+            f"{f', step {step + 1},' if step else ''} from {state_dir} "
+            f"({epoch} epochs{f' and {step} steps' if step else ''} done)",
             flush=True,
         )
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._offset = epoch, 0
+        if self._resume is not None and self._resume[0] == epoch:
+            _, self._offset, self._totals = self._resume
+            self._resume = None
+            self._add_totals()
         if self.synced or not self.write:
             return
         # The first epoch of this fit: history.csv keeps the epochs before it
@@ -243,11 +328,105 @@ class RunCheckpointing(keras.callbacks.Callback):
             return True
         return value > self.best if self.mode == "max" else value < self.best
 
-    def on_epoch_end(self, epoch, logs=None):
+    def _publish_state(self, name, state, epoch=None):
+        """Writes backup state folder `name` (weights with the optimizer
+        state, and `state.json`) and publishes it in `LATEST`; the previous
+        state is removed after that."""
         from common.training.faults import maybe_kill
 
-        if not self.write:
+        tmp = os.path.join(self.run.backup, f".tmp-{os.getpid()}-{name}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        try:
+            with _writing(os.path.join(tmp, "model.weights.h5")):
+                self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
+            if epoch is not None:
+                maybe_kill("checkpoint_save", epoch)
+            state = dict(
+                state,
+                seed_states=[np.asarray(v).tolist() for v in seed_states(self.model)],
+            )
+            write_json_atomically(os.path.join(tmp, "state.json"), state)
+            final = os.path.join(self.run.backup, name)
+            shutil.rmtree(final, ignore_errors=True)
+            publish(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        previous = self._state_dir()
+        write_atomically(self.latest, name + "\n")
+        self._written = os.path.join(self.run.backup, name)
+        if previous and previous != self._written:
+            shutil.rmtree(previous, ignore_errors=True)
+
+    def _stop(self, where, saved):
+        watch().requested = False  # acted upon (a later fit starts afresh)
+        if self.write:
+            what = f"the backup {self._written} holds that point."
+        else:
+            what = "the chief wrote the backup."
+        raise Preempted(
+            f"Stopped by SIGTERM {where}; {what if saved else ''}"
+            " Run the same command to resume."
+        )
+
+    def _add_totals(self):
+        """The metrics of an epoch resumed mid-way go on from the totals of
+        the steps done before the stop: Keras' metric states are running
+        sums (of values, counts, confusion counts), so the saved ones are
+        added. Metrics Keras builds in the first step are added after it."""
+        variables = self.model.metrics_variables
+        if self._totals is None or len(self._totals) != len(variables):
             return
+        for variable, value in zip(variables, self._totals, strict=True):
+            variable.assign(variable + np.asarray(value, dtype=variable.dtype))
+        self._totals = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._totals is not None:
+            self._add_totals()
+            self._totals = None
+        if not watch().agreed(self.model.distribute_strategy):
+            return
+        done = self._offset + int(batch) + 1
+        steps = self._offset + int((self.params or {}).get("steps") or 0)
+        if done >= steps:
+            return  # the epoch's last step: stop once its backup is written
+        if self.write:
+            # The epoch's metric totals, for its logs to go on from them. A
+            # cluster's metrics are summed across the workers when read (a
+            # collective the others, already stopping, would not join): there
+            # the resumed epoch logs the steps after the stop only.
+            strategy = self.model.distribute_strategy
+            totals = (
+                None
+                if num_workers(strategy) > 1
+                else [np.asarray(v).tolist() for v in self.model.metrics_variables]
+            )
+            self._publish_state(
+                f"state-{self._epoch:05d}-step-{done:07d}",
+                {
+                    "epoch": self._epoch,
+                    "step": done,
+                    "best": self.best,
+                    "rows": self.rows,
+                    "metrics": totals,
+                },
+            )
+        self._stop(
+            f"after step {done}/{steps} of epoch {self._epoch + 1}/{self._epochs()}",
+            True,
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.write:
+            self._end_epoch(epoch, logs)
+        epochs = self._epochs()
+        if watch().agreed(self.model.distribute_strategy):
+            if epochs is None or epoch + 1 < epochs or self.keep_backup:
+                self._stop(f"at the end of epoch {epoch + 1}/{epochs}", True)
+
+    def _end_epoch(self, epoch, logs):
         logs = dict(logs or {})
         row = {"epoch": int(epoch)}
         for key, value in logs.items():
@@ -266,35 +445,11 @@ class RunCheckpointing(keras.callbacks.Callback):
         self._save_weights(self.run.last_weights)
 
         rows = self.rows + [row]
-        name = f"state-{epoch + 1:05d}"
-        tmp = os.path.join(self.run.backup, f".tmp-{os.getpid()}-{name}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        try:
-            with _writing(os.path.join(tmp, "model.weights.h5")):
-                self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
-            maybe_kill("checkpoint_save", epoch)
-            write_json_atomically(
-                os.path.join(tmp, "state.json"),
-                {
-                    "epoch": int(epoch) + 1,
-                    "best": self.best,
-                    "rows": rows,
-                    "seed_states": [
-                        np.asarray(v).tolist() for v in seed_states(self.model)
-                    ],
-                },
-            )
-            final = os.path.join(self.run.backup, name)
-            shutil.rmtree(final, ignore_errors=True)
-            publish(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        previous = self._state_dir()
-        write_atomically(self.latest, name + "\n")
-        if previous and os.path.basename(previous) != name:
-            shutil.rmtree(previous, ignore_errors=True)
+        self._publish_state(
+            f"state-{epoch + 1:05d}",
+            {"epoch": int(epoch) + 1, "step": 0, "best": self.best, "rows": rows},
+            epoch=epoch,
+        )
         self.rows = rows
         existing = _read_csv(self.run.history)
         _write_csv_atomic(
@@ -306,7 +461,12 @@ class RunCheckpointing(keras.callbacks.Callback):
         )
 
     def on_train_end(self, logs=None):
-        if not self.write:
+        stop = watch()
+        if not self.keep_backup:
+            # A SIGTERM during the last epoch's end: the run is finished,
+            # nothing is left to stop.
+            stop.deferring = stop.requested = False
+        if not self.write or self.keep_backup:
             return
         for name in os.listdir(self.run.backup):
             path = os.path.join(self.run.backup, name)

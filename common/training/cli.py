@@ -70,8 +70,12 @@ KNOWN_ERRORS = (ValueError, OSError)
 
 def run_cli(build_parser, run, argv=None):
     """Parses `argv` with `build_parser()`, calls `run(args)`; a known error
-    prints `error: MESSAGE` on stderr and returns 2. Both applications' `main`."""
+    prints `error: MESSAGE` on stderr and returns 2, a stop on SIGTERM
+    (`common.training.preemption`) prints what was saved and returns 143.
+    Both applications' `main`."""
     import sys
+
+    from common.training.preemption import Preempted
 
     args = build_parser().parse_args(argv)
     try:
@@ -79,3 +83,8 @@ def run_cli(build_parser, run, argv=None):
     except KNOWN_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Preempted as stop:
+        # Stopped on SIGTERM (training saved its state first): one line, and
+        # 143 (128 + SIGTERM) so that a job manager restarts the command.
+        print(stop, file=sys.stderr, flush=True)
+        return stop.exit_code

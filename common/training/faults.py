@@ -11,14 +11,17 @@ the rename, of the folder after it); no test here can cut the power.
 - `mid_epoch`: after the middle training batch of the epoch;
 - `checkpoint_save`: while the epoch's checkpoint is being written (after the
   weights file, before the checkpoint is published);
-- `validation`: in the middle of the epoch's validation.
+- `validation`: in the middle of the epoch's validation;
+- `sigterm`: after the middle training batch of the epoch, a SIGTERM
+  instead (what a cluster manager sends before it evicts the process): the
+  run is expected to stop after that step with a backup of it.
 """
 
 import os
 import signal
 
 ENV = "MMSUITE_FAULT"
-POINTS = ("mid_epoch", "checkpoint_save", "validation")
+POINTS = ("mid_epoch", "checkpoint_save", "validation", "sigterm")
 
 
 def requested():
@@ -34,14 +37,16 @@ def requested():
     return point, int(epoch)
 
 
-def maybe_kill(point, epoch):
-    """SIGKILLs this process if `MMSUITE_FAULT` names this point and epoch."""
+def maybe_kill(point, epoch, signum=signal.SIGKILL):
+    """Sends `signum` to this process if `MMSUITE_FAULT` names this point
+    and epoch."""
     if requested() == (point, int(epoch)):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signum)
 
 
 def fault_callback():
-    """A Keras callback killing at `mid_epoch` / `validation`, or None when off."""
+    """A Keras callback killing at `mid_epoch` / `validation` (or sending a
+    SIGTERM at `sigterm`), or None when off."""
     if requested() is None:
         return None
     import keras
@@ -56,6 +61,7 @@ def fault_callback():
             steps = (self.params or {}).get("steps") or 2
             if batch == max(0, steps // 2 - 1):
                 maybe_kill("mid_epoch", self.epoch)
+                maybe_kill("sigterm", self.epoch, signal.SIGTERM)
 
         def on_test_batch_end(self, batch, logs=None):
             maybe_kill("validation", self.epoch)

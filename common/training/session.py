@@ -6,6 +6,7 @@ import os
 
 from common.data.cache import limit_malloc_arenas
 from common.data.files import write_json_atomically
+from common.training import preemption
 from common.training.distribute import get_strategy, is_chief, wait_for_file
 from common.training.seeding import seed_everything
 
@@ -43,6 +44,9 @@ def start_training(config, output, strategy, config_class, resolve_data):
 
     limit_malloc_arenas()
     distribution = get_strategy(strategy)
+    # After the strategy: MultiWorkerMirroredStrategy installs TensorFlow's
+    # SIGTERM notifier, which would swallow the signal.
+    preemption.watch().install()
     chief = is_chief(distribution)
     run = RunDirectory(output).create()
     if os.path.isfile(run.complete):

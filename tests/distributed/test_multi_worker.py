@@ -1,10 +1,13 @@
 """Two worker processes on localhost (`--strategy multi_worker`, cluster from
 TF_CONFIG) train tiny configs of both apps to the end (retrieval from
 `prepare`d shards, split between the workers by file); a worker killed mid-run
-and both restarted resume from the last finished epoch."""
+and both restarted resume from the last finished epoch; a SIGTERM to one
+worker stops both after the same step with a backup, and both restarted go
+on from it."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -103,3 +106,45 @@ class MultiWorkerTest(TestCase):
         self.assertTrue(
             os.path.isfile(os.path.join(run, "checkpoints", "last.weights.h5"))
         )
+
+    def test_video_sigterm_to_one_worker_stops_both_then_both_resume(self):
+        tmp = self.get_temp_dir()
+        run = os.path.join(tmp, "run")
+        # batches of 4: 4 steps an epoch
+        extra = ["--strategy", "multi_worker", "--set", "training.batch_size=4"]
+        command = video_command(run, 3, extra)
+        processes = launch(command, tmp)
+        history_file = os.path.join(run, "history.csv")
+        try:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and not (
+                os.path.isfile(history_file) and history(run)
+            ):
+                self.assertEqual([p.poll() for p in processes], [None, None])
+                time.sleep(0.1)
+            # what Kubernetes sends a pod it evicts, to one worker only
+            processes[1].send_signal(signal.SIGTERM)
+            # both stop within the grace period, not when killed
+            codes = wait(processes, timeout=120)
+        finally:
+            for p in processes:
+                if p.poll() is None:
+                    p.kill()
+        self.assertEqual(codes, [143, 143], logs(tmp))
+        text = logs(tmp)
+        stops = re.findall(
+            r"Stopped by SIGTERM (after step \d+/4 of epoch \d/3|at the end of "
+            r"epoch \d/3)",
+            text,
+        )
+        self.assertEqual(len(stops), 2, text)
+        self.assertEqual(stops[0], stops[1], "the workers stopped at different steps")
+        with open(os.path.join(run, "backup", "LATEST")) as f:
+            self.assertTrue(f.read().startswith("state-"))
+        self.assertFalse(os.path.isfile(os.path.join(run, "COMPLETE")))
+
+        codes = wait(launch(command, tmp))
+        self.assertEqual(codes, [0, 0], logs(tmp))
+        self.assertIn(f"Resuming {run} at epoch", logs(tmp))
+        self.assertEqual([int(r["epoch"]) for r in history(run)], [0, 1, 2])
+        self.assertTrue(os.path.isfile(os.path.join(run, "COMPLETE")))

@@ -1,12 +1,13 @@
 """Fault 1 and 2: training killed with SIGKILL (mid-epoch, while a checkpoint
-is written, during validation, and at a random moment from outside) and
-restarted with the same command ends where a run never killed ends; a write
-failure while checkpointing."""
+is written, during validation, and at a random moment from outside), then
+stopped by a SIGTERM mid-epoch, and restarted with the same command ends
+where a run never killed ends; a write failure while checkpointing."""
 
 import errno
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -116,10 +117,23 @@ class KilledTrainingResumesTest(TestCase):
         delay = kill_at_random_moment(self, command, run, "state-00003", seed)
         note = f"killed {delay:.2f} s after epoch 3's backup (seed {seed})"
         assert_readable(self, run)
+        # then a SIGTERM in the middle of epoch 3: the step in progress
+        # finishes, a backup of that step is written, the run exits 143
+        result = run_command(command, fault="sigterm:3")
+        self.assertEqual(result.returncode, 143, result.stderr[-3000:])
+        self.assertRegex(
+            result.stderr, r"Stopped by SIGTERM after step (\d+)/\d+ of epoch 4/5"
+        )
+        done = int(re.search(r"after step (\d+)/", result.stderr).group(1))
+        self.assertGreater(done, 0)
+        assert_readable(self, run)
+        self.assertEqual([int(r["epoch"]) for r in history(run)], [0, 1, 2])
         result = run_command(command)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertRegex(
-            result.stdout, r"Resuming .*killed at epoch \d/5 from .*state-0000\d"
+            result.stdout,
+            rf"Resuming .*killed at epoch 4/5, step {done + 1}, from "
+            rf".*state-00003-step-\d+ \(3 epochs and {done} steps done\)",
         )
         self.assertTrue(os.path.isfile(os.path.join(run, "COMPLETE")))
         rows = history(run)
@@ -149,7 +163,12 @@ class KilledTrainingResumesTest(TestCase):
         self.check_app(retrieval_command)
 
     def test_video(self):
-        self.check_app(video_command)
+        # batches of 4: epochs of more than one step, to stop in the middle
+        self.check_app(
+            lambda run, epochs, extra: video_command(
+                run, epochs, ["--set", "training.batch_size=4", *extra]
+            )
+        )
 
 
 class CheckpointWriteFailureTest(TestCase):
