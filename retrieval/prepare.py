@@ -111,10 +111,11 @@ def prepare(
         ):
             yield _example(image, captions, os.path.relpath(path, data.root))
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for _, name, shard_items in tqdm(
-            todo, desc="Writing shards", unit="shard", disable=not verbose
-        ):
+    with (
+        ThreadPoolExecutor(max(1, workers)) as pool,
+        tqdm(todo, desc="Writing shards", unit="shard", disable=not verbose) as shards,
+    ):
+        for _, name, shard_items in shards:
             write_shard(os.path.join(output, name), records(shard_items, pool))
     for split in SPLITS:
         lines = [

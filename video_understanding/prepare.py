@@ -212,29 +212,34 @@ def prepare(
             previous = json.load(f).get("records", {})
     stats = {}
     workers = workers or min(len(todo), os.cpu_count() or 1) or 1
-    progress = tqdm(
+    with tqdm(
         total=len(todo), desc="Preparing shards", unit="shard", disable=not verbose
-    )
-    if todo:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = {
-                pool.submit(decode_for_shard, clips, settings): name
-                for _, name, clips in todo
-            }
-            for future in as_completed(futures):
-                records, shard_problems = future.result()
-                write_shard(
-                    os.path.join(output, futures[future]),
-                    (
-                        _example(record).SerializeToString(deterministic=True)
-                        for record in records
-                    ),
-                )
-                stats[futures[future]] = _shard_stats(None, records)
-                problems.update(dict(shard_problems))
-                progress.update(1)
-    progress.close()
+    ) as progress:
+        if todo:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                futures = {
+                    pool.submit(decode_for_shard, clips, settings): name
+                    for _, name, clips in todo
+                }
+                try:
+                    for future in as_completed(futures):
+                        records, shard_problems = future.result()
+                        write_shard(
+                            os.path.join(output, futures[future]),
+                            (
+                                _example(record).SerializeToString(deterministic=True)
+                                for record in records
+                            ),
+                        )
+                        stats[futures[future]] = _shard_stats(None, records)
+                        problems.update(dict(shard_problems))
+                        progress.update(1)
+                except BaseException:
+                    # A failed write (a full disk) stops here: the shards
+                    # not decoded yet are not waited for.
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     for _, name, _ in plan:
         if name not in stats:
             stats[name] = previous.get(name) or _shard_stats(

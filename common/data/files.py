@@ -10,6 +10,31 @@ user's own data.
 import errno
 import json
 import os
+import re
+
+# What TensorFlow's file writers end their messages with when the disk says
+# no ("PATH; File too large"): the errno each stands for.
+_WRITE_ERRORS = {
+    os.strerror(code): code
+    for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES)
+}
+_WRITE_FAILURE = re.compile(r"(\S+); (" + "|".join(map(re.escape, _WRITE_ERRORS)) + ")")
+
+
+def write_failure(error, what):
+    """An `OSError` naming the file and the reason ("Could not write WHAT
+    (File too large)") for a TensorFlow error raised while writing on a full
+    disk (TensorFlow's writers raise `OutOfRangeError` /
+    `ResourceExhaustedError` with "PATH; File too large" or "No space left on
+    device"), so that a command line prints one line; None for any other
+    error."""
+    if isinstance(error, OSError) or not hasattr(error, "error_code"):
+        return None
+    found = _WRITE_FAILURE.search(str(error))
+    if found is None:
+        return None
+    path, reason = found.groups()
+    return OSError(_WRITE_ERRORS[reason], f"Could not write {what} ({reason})", path)
 
 
 def read_text(path):

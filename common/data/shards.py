@@ -7,7 +7,7 @@ leaves only whole shards and a rerun writes only the missing ones.
 
 import os
 
-from common.data.files import publish
+from common.data.files import publish, write_failure
 
 
 def plan_shards(items_by_split, shard_size):
@@ -47,15 +47,25 @@ def read_shards(files, shuffle_seed=None, cycle_length=8):
 
 def write_shard(shard_path, serialized):
     """Writes the serialized `tf.train.Example`s `serialized` to `shard_path`:
-    first a hidden temporary file, renamed when complete."""
+    first a hidden temporary file, renamed when complete. A write that fails
+    (a full disk) removes the temporary file and raises an `OSError` naming
+    it."""
     import tensorflow as tf
 
     folder, name = os.path.split(shard_path)
     tmp = os.path.join(folder, "." + name)
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for record in serialized:
-            writer.write(record)
-    publish(tmp, shard_path)
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in serialized:
+                writer.write(record)
+        publish(tmp, shard_path)
+    except BaseException as error:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        failure = write_failure(error, "the shard")
+        if failure is not None:
+            raise failure from error
+        raise
 
 
 def check_same_preparation(metadata_path, metadata, what="settings"):

@@ -14,7 +14,7 @@ import re
 import shutil
 import time
 
-from common.data.files import fsync_directory, fsync_tree
+from common.data.files import fsync_directory, fsync_tree, write_failure
 
 _VERSION = re.compile(r"^\d+$")
 _TEMPORARY = re.compile(r"^\.tmp-\d+-(\d+)$")
@@ -132,8 +132,11 @@ def export_versioned(write_fn, base_dir, version=None, keep=None):
         # Fails (instead of merging) if the version appeared meanwhile.
         os.rename(tmp_dir, final_dir)
         fsync_directory(base_dir)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        failure = write_failure(error, "the export")
+        if failure is not None:
+            raise failure from error
         raise
     if keep is not None:
         for old in list_versions(base_dir)[:-keep]:

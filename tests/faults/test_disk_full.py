@@ -1,12 +1,14 @@
 """A real full disk: training in a process whose file size limit
 (`RLIMIT_FSIZE`) is below a checkpoint's size gets a real `EFBIG` from the
-kernel while writing its weights."""
+kernel while writing its weights; so does an export of the trained run while
+it writes its variables. (`prepare`: `tests/faults/test_killed_prepare.py`.)"""
 
 import hashlib
 import os
 import resource
 import signal
 import subprocess
+import sys
 
 from common.testing import TestCase
 from tests.faults.helpers import environment, history, retrieval_command, run_command
@@ -15,6 +17,16 @@ from tests.faults.helpers import environment, history, retrieval_command, run_co
 def sha1(path):
     with open(path, "rb") as f:
         return hashlib.sha1(f.read()).hexdigest()
+
+
+def tree_hashes(folder):
+    """Every file under `folder`, by relative path: its SHA-1."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            found[os.path.relpath(path, folder)] = sha1(path)
+    return found
 
 
 def limited_to(size):
@@ -68,3 +80,35 @@ class DiskFullTest(TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertEqual([int(r["epoch"]) for r in history(run)], [0, 1, 2])
         self.assertTrue(os.path.isfile(os.path.join(run, "COMPLETE")))
+
+        # An export on a full disk: one line naming the file, no new version,
+        # the previous version untouched; with space, the next version.
+        base = os.path.join(self.get_temp_dir(), "saved_models", "retrieval")
+        export = [sys.executable, "-m", "retrieval", "export", "--run", run]
+        export += ["--output", base]
+        first = run_command(export)
+        self.assertEqual(first.returncode, 0, first.stderr[-3000:])
+        before = tree_hashes(os.path.join(base, "1"))
+        variables = os.path.join(base, "1", "variables")
+        largest = max(
+            os.path.getsize(os.path.join(variables, n)) for n in os.listdir(variables)
+        )
+        full = subprocess.run(
+            export,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            preexec_fn=limited_to(largest // 2),
+        )
+        self.assertEqual(full.returncode, 2, full.stderr[-3000:])
+        lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+        self.assertEqual(len(lines), 1, full.stderr[-3000:])
+        self.assertIn("Could not write the export (File too large)", lines[0])
+        self.assertIn(base, lines[0])
+        self.assertNotIn("Traceback", full.stderr)
+        self.assertEqual(sorted(os.listdir(base)), ["1"])  # no version, no .tmp
+        self.assertEqual(tree_hashes(os.path.join(base, "1")), before)
+        again = run_command(export)
+        self.assertEqual(again.returncode, 0, again.stderr[-3000:])
+        self.assertEqual(sorted(os.listdir(base)), ["1", "2"])

@@ -1,6 +1,7 @@
-"""`prepare` (both applications) SIGKILLed at a random moment, then run
-again with the same command, writes the shards an uninterrupted run writes,
-byte for byte."""
+"""`prepare` (both applications) on a full disk (a real `EFBIG` under
+`RLIMIT_FSIZE`) stops with one line; SIGKILLed at a random moment after
+that, then run again with the same command, it writes the shards an
+uninterrupted run writes, byte for byte."""
 
 import json
 import os
@@ -12,6 +13,7 @@ import time
 
 from common.testing import TestCase
 from tests.faults.helpers import environment, run_command
+from tests.faults.test_disk_full import limited_to
 
 
 def shard_bytes(folder):
@@ -34,6 +36,24 @@ class KilledPrepareTest(TestCase):
         self.assertGreater(sum(n.endswith(".tfrecord") for n in expected), 3)
 
         killed = os.path.join(tmp, "killed")
+        # The disk fills up: no file may grow to the largest shard's size.
+        largest = max(len(v) for k, v in expected.items() if k.endswith(".tfrecord"))
+        full = subprocess.run(
+            command_for(killed),
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            preexec_fn=limited_to(largest - 1),
+        )
+        self.assertEqual(full.returncode, 2, full.stderr[-3000:])
+        lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+        self.assertEqual(len(lines), 1, full.stderr[-3000:])
+        self.assertIn("File too large", lines[0])
+        self.assertIn(killed, lines[0])
+        self.assertNotIn("Traceback", full.stderr)
+        self.assertEqual([n for n in os.listdir(killed) if n.startswith(".")], [])
+        # then, with space again, the run is killed at a random moment
         seed = random.SystemRandom().randrange(2**32)
         delay = random.Random(seed).uniform(0.0, 0.5)
         # The whole command (its decoding workers too), as a terminal's
