@@ -32,6 +32,86 @@ def train_args(output):
     return args
 
 
+def ranks_after_reranking(similarity, match_of, depth, text_to_image):
+    """NumPy: each caption's rank of its image and each image's best rank of
+    its captions, when each query's `depth` nearest candidates (by cosine)
+    are re-sorted by cosine + match (`match_of(image, text)`) and put first."""
+    num_images, num_texts = similarity.shape
+    t2i = []
+    for t in range(num_texts):
+        order = list(np.argsort(-similarity[:, t], kind="stable"))
+        top = order[:depth]
+        fused = [similarity[i, t] + match_of(i, t) for i in top]
+        order = [top[j] for j in np.argsort(-np.array(fused), kind="stable")]
+        order += [i for i in np.argsort(-similarity[:, t], kind="stable")[depth:]]
+        t2i.append(order.index(text_to_image[t]))
+    i2t = []
+    for i in range(num_images):
+        order = list(np.argsort(-similarity[i], kind="stable"))
+        top = order[:depth]
+        fused = [similarity[i, t] + match_of(i, t) for t in top]
+        order = [top[j] for j in np.argsort(-np.array(fused), kind="stable")]
+        order += list(np.argsort(-similarity[i], kind="stable")[depth:])
+        i2t.append(min(order.index(t) for t in np.flatnonzero(text_to_image == i)))
+    return np.array(i2t), np.array(t2i)
+
+
+def recalls(i2t, t2i):
+    out = {}
+    for name, ranks in (("i2t", i2t), ("t2i", t2i)):
+        for k in (1, 5, 10):
+            out[f"{name}_r{k}"] = 100.0 * np.mean(ranks < k)
+        out[f"{name}_medr"] = np.floor(np.median(ranks)) + 1
+    return out
+
+
+def check_metrics_against_numpy(test, run, metrics):
+    """`evaluate`'s numbers recomputed from the trained model's embeddings:
+    Recall@K and median rank by full sorts, re-ranking by the candidates'
+    fused scores."""
+    from retrieval.embed import embed_images, embed_texts
+    from retrieval.train import load_data
+    from tests import numpy_reference as ref
+
+    config, model = load_trained_model(run)
+    images, captions = load_data(config, verbose=False).subset("test")
+    texts = [c for image_captions in captions for c in image_captions]
+    text_to_image = np.repeat(np.arange(len(captions)), [len(c) for c in captions])
+    size = config.data.image_size
+    image_embeddings, regions = embed_images(model, images, size, 4, True)
+    text_embeddings, tokens, masks = embed_texts(model, texts, 4, True)
+    similarity = image_embeddings.astype("float64") @ text_embeddings.T
+    expected = ref.recall_by_sorting(similarity, text_to_image, (1, 5, 10))
+    for key, value in expected.items():
+        test.assertAlmostEqual(metrics[key], value, places=4, msg=key)
+
+    weight, depth = metrics["rerank"]["weight"], metrics["rerank"]["top_k"]
+    match = model.match_scores(
+        np.repeat(regions, len(texts), axis=0),
+        np.tile(tokens, (len(images), 1, 1)),
+        np.tile(masks, (len(images), 1)),
+    ).numpy()
+    match = match.reshape(len(images), len(texts))
+    i2t, t2i = ranks_after_reranking(
+        similarity, lambda i, t: weight * match[i, t], depth, text_to_image
+    )
+    for key, value in recalls(i2t, t2i).items():
+        test.assertAlmostEqual(metrics["rerank"][key], value, places=4, msg=key)
+    # The chosen weight may be 0 (then the order is the cosine's): weight 1,
+    # which re-orders candidates, through the same evaluation code.
+    from retrieval.embed import evaluate_embeddings
+
+    weighted = evaluate_embeddings(
+        model, images, captions, size, 4, rerank_top_k=depth, rerank_weights=(1.0,)
+    )["rerank"]
+    i2t, t2i = ranks_after_reranking(
+        similarity, lambda i, t: match[i, t], depth, text_to_image
+    )
+    for key, value in recalls(i2t, t2i).items():
+        test.assertAlmostEqual(weighted[key], value, places=4, msg=key)
+    return match
+
+
 class RetrievalEndToEndTest(TestCase):
     def test_round_trip(self):
         tmp = self.get_temp_dir()
@@ -60,6 +140,7 @@ class RetrievalEndToEndTest(TestCase):
         self.assertEqual(metrics["num_images"], 10)
         self.assertEqual(metrics["split"], "test")
         self.assertEqual(metrics["rerank"]["weight"], config_weight(run))
+        check_metrics_against_numpy(self, run, metrics)
         # The demo data has boxes.json: the pointing game over every test
         # caption, with its chance level (a 2x2 grid at 32 px).
         self.assertEqual(metrics["pointing_captions"], 50)
