@@ -207,6 +207,13 @@ class RunCheckpointing(keras.callbacks.Callback):
     the next epoch; `history.csv` is rebuilt from it, so an epoch is neither
     repeated nor lost in the log. The backup is removed when `fit` ends.
 
+    A SIGTERM during `fit` (`common.training.preemption`) stops training
+    after the step in progress: the backup then also holds that step and the
+    epoch's metric totals (`backup/state-NNNNN-step-SSSSSSS/`) and
+    `Preempted` is raised; `fit_resuming` goes on from that step. The
+    SIGTERM handler is installed for the fit and the previous one put back
+    when it ends.
+
     Args:
         run: a `RunDirectory`.
         monitor: the log key that picks the best checkpoint.
@@ -235,6 +242,8 @@ class RunCheckpointing(keras.callbacks.Callback):
         self._epoch = 0
         self._offset = 0  # steps of the current epoch done before this fit
         self._totals = None  # metric totals of those steps, to add
+        self._installed = False
+        self._previous_handler = None
 
     # -- restore ----------------------------------------------------------
     def _state_dir(self):
@@ -245,7 +254,8 @@ class RunCheckpointing(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         stop = watch()
-        stop.install()
+        self._installed = stop.install()
+        self._previous_handler = stop.previous
         stop.deferring = True
         os.makedirs(self.run.backup, exist_ok=True)
         os.makedirs(self.run.checkpoints, exist_ok=True)
@@ -466,6 +476,11 @@ class RunCheckpointing(keras.callbacks.Callback):
             # A SIGTERM during the last epoch's end: the run is finished,
             # nothing is left to stop.
             stop.deferring = stop.requested = False
+        if self._installed:
+            # What handled SIGTERM before this fit does again (in `train`,
+            # the command's own handler; elsewhere Python's default).
+            stop.restore(self._previous_handler)
+            self._installed = False
         if not self.write or self.keep_backup:
             return
         for name in os.listdir(self.run.backup):

@@ -37,17 +37,27 @@ class SigtermWatch:
         self.requested = False
         self.deferring = False
         self.installed = False
+        self.previous = None
         self._strategy = self._total = None
 
     def install(self):
         """Installs the handler (from the main thread only; elsewhere it is a
-        no-op). Installing again re-takes the signal from a handler that was
-        put in its place since."""
+        no-op and returns False). Installing again re-takes the signal from
+        a handler put in its place since. Returns True, or False."""
         if threading.current_thread() is not threading.main_thread():
             return False
+        self.previous = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, self._handle)
         self.installed = True
         return True
+
+    def restore(self, previous):
+        """Puts back `previous` (a handler `signal.getsignal` returned; one
+        installed outside Python, `None`, is left as it is)."""
+        if previous is None:
+            return
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
 
     def _handle(self, signum, frame):
         self.requested = True

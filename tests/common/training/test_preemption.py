@@ -139,3 +139,11 @@ class PreemptionTest(TestCase):
             os.kill(os.getpid(), signal.SIGTERM)
             signal.sigtimedwait([], 0)  # a point where the handler runs
         self.assertTrue(watch.requested)
+
+    def test_after_fit_sigterm_is_handled_as_before(self):
+        def mine(signum, frame):
+            pass
+
+        signal.signal(signal.SIGTERM, mine)
+        self.fit(os.path.join(self.get_temp_dir(), "run"), new_model())
+        self.assertIs(signal.getsignal(signal.SIGTERM), mine)
