@@ -46,6 +46,7 @@ demo: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # All benchmarks (< 20 min on 2 CPU cores) -> bench/results/latest.json + PNGs.
 bench: venv

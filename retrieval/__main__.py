@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 
+from common.data.limits import MAX_IMAGE_PIXELS
 from common.training.cli import add_training_arguments, run_cli, training_overrides
 
 DESCRIPTION = """Image-text retrieval: VGG16 image regions + LSTM text, joined by
@@ -35,7 +36,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of the split")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
-    p.add_argument("--max-image-pixels", type=int, default=50_000_000)
+    p.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS)
 
     p = commands.add_parser("evaluate", help="Recall@K of a trained run")
     p.add_argument("--run", required=True, help="run directory")

@@ -3,12 +3,13 @@
 import dataclasses
 
 from common.data.cache import check_cache_setting
+from common.data.limits import MAX_IMAGE_PIXELS
+from common.training.cli import PRECISIONS
 from common.training.config import apply_overrides
 
 LOSSES = ("contrastive", "triplet")
 # How many pixels one region of each VGG16 feature layer covers, per side.
 FEATURE_STRIDES = {"block4_pool": 16, "block5_conv3": 16, "block5_pool": 32}
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass
@@ -40,7 +41,7 @@ class DataConfig:
     augment: bool = True
     cache: str = "auto"
     cache_budget: float = 0.25
-    max_image_pixels: int = 50_000_000
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     demo_train_images: int = 1500
     demo_val_images: int = 100
     demo_test_images: int = 300

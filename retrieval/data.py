@@ -38,10 +38,11 @@ from PIL import Image
 from common.data import SkipReport, decode_and_resize
 from common.data.epochs import epoch_seed, epoch_stream, stateless_seeds
 from common.data.files import file_problem, resolve_reference
+from common.data.limits import MAX_IMAGE_PIXELS
 from common.data.shards import read_shards
 from common.data.splits import SPLIT_ALIASES, SPLITS, assign_splits
 
-DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+DEFAULT_MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 # What `tf.io.decode_image` reads (Pillow names); others (TIFF, ...) are skipped.
 DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
 

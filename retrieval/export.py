@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.data import decode_and_resize
+from common.data.limits import MAX_IMAGE_PIXELS
 from common.export import export_versioned
 from common.serving.checks import ensure_batch, ensure_image_bytes, ensure_same_batch
 from common.serving.warmup import sample_jpeg, write_warmup_requests
@@ -12,7 +13,7 @@ from retrieval.train import load_trained_model
 
 # Encoded images over this many pixels (by their header) are refused before
 # decoding: 50 megapixels, far above any photo a caller should send.
-MAX_REQUEST_PIXELS = 50_000_000
+MAX_REQUEST_PIXELS = MAX_IMAGE_PIXELS
 
 SIGNATURES = (
     "embed_image",

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm import tqdm
 
 from common.data.files import write_atomically, write_json_atomically
+from common.data.limits import MAX_IMAGE_PIXELS
 from common.data.shards import (
     check_same_preparation,
     plan_shards,
@@ -64,7 +65,7 @@ def prepare(
     seed=0,
     val_fraction=0.1,
     test_fraction=0.1,
-    max_image_pixels=50_000_000,
+    max_image_pixels=MAX_IMAGE_PIXELS,
     workers=8,
     verbose=True,
 ):

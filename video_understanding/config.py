@@ -3,6 +3,7 @@
 import dataclasses
 
 from common.data.cache import check_cache_setting
+from common.training.cli import PRECISIONS
 from common.training.config import apply_overrides
 
 FUSIONS = (
@@ -14,7 +15,6 @@ FUSIONS = (
     "graph",
 )
 DEMO_TASKS = ("shapes", "sync")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def check_clip_seconds(clip_seconds):

@@ -149,13 +149,3 @@ def predict(clips, model="saved_models/video_understanding", k=5):
             }
         )
     return results
-
-
-def probabilities_of(model_dir, frames, audio):
-    """Runs the exported model on arrays (for tests and other code)."""
-    serve = tf.saved_model.load(resolve_version_dir(model_dir)).signatures[
-        "serving_default"
-    ]
-    return serve(frames=tf.constant(frames), audio=tf.constant(audio))[
-        "probabilities"
-    ].numpy()

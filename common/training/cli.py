@@ -1,13 +1,14 @@
 """The `train` command-line options both applications share.
 
-Light on purpose (argparse and os only): the CLIs parse before TensorFlow is
-imported, which `--deterministic` relies on.
+Light on purpose (argparse, os and the strategy names only): the CLIs parse
+before TensorFlow is imported, which `--deterministic` relies on.
 """
 
 import os
 
+from common.training.distribute import STRATEGIES as CLI_STRATEGIES
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-CLI_STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def add_training_arguments(parser, presets, data_help, set_example):
