@@ -57,7 +57,7 @@ def retrieval_cases(folder):
 def video_cases(folder):
     from video_understanding.config import get_config
     from video_understanding.export import make_export_archive
-    from video_understanding.train import build_model
+    from video_understanding.model import build_model
 
     config = get_config("demo", ["training.precision=float32"])
     model = build_model(config, 8, False)

@@ -70,7 +70,8 @@ def write_manifest(path, rows, split_of):
 
 def train_and_test(manifest, run, multiplier, epochs):
     from video_understanding.config import get_config
-    from video_understanding.train import evaluate, train
+    from video_understanding.evaluate import evaluate
+    from video_understanding.train import train
 
     config = get_config(
         "demo",

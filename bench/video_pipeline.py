@@ -25,8 +25,8 @@ from bench.retrieval_pipeline import time_steps  # noqa: E402
 from common.data.video import decode_clip  # noqa: E402
 from video_understanding.config import get_config  # noqa: E402
 from video_understanding.demo_data import generate_demo_clips  # noqa: E402
+from video_understanding.model import build_model  # noqa: E402
 from video_understanding.prepare import prepare, prepared_dataset  # noqa: E402
-from video_understanding.train import build_model  # noqa: E402
 
 
 def main(argv=None):

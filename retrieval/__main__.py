@@ -5,7 +5,13 @@ import json
 import sys
 
 from common.data.limits import MAX_IMAGE_PIXELS
-from common.training.cli import add_training_arguments, run_cli, training_overrides
+from common.training.cli import (
+    add_evaluate_arguments,
+    add_prepare_arguments,
+    add_training_arguments,
+    run_cli,
+    training_overrides,
+)
 
 DESCRIPTION = """Image-text retrieval: VGG16 image regions + LSTM text, joined by
 cross-modal attention, trained contrastively, evaluated with Recall@K, exported
@@ -30,22 +36,18 @@ def build_parser():
         "prepare",
         help="write a dataset as TFRecord shards (big or multi-worker training)",
     )
-    p.add_argument("--data", required=True, help="dataset folder or manifest")
-    p.add_argument("--output", required=True, help="folder for the shards")
-    p.add_argument("--shard-size", type=int, default=256, help="images per shard")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--test-fraction", type=float, default=0.1)
+    add_prepare_arguments(
+        p,
+        data_help="dataset folder or manifest",
+        items="images",
+        shard_size=256,
+        workers_help="image-reading threads (default: 8)",
+    )
     p.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS)
 
     p = commands.add_parser("evaluate", help="Recall@K of a trained run")
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--data", help="dataset (default: the one it was trained on)")
-    p.add_argument(
-        "--split",
-        choices=("train", "val", "test"),
-        help="split to evaluate (default: test, or val when the data has no test "
-        "split)",
+    add_evaluate_arguments(
+        p, "dataset or prepared folder (default: the one it was trained on)"
     )
     p.add_argument("--rerank-top-k", type=int, help="candidates to re-rank (0: none)")
 
@@ -158,6 +160,7 @@ def run(args):
             val_fraction=args.val_fraction,
             test_fraction=args.test_fraction,
             max_image_pixels=args.max_image_pixels,
+            workers=args.workers or 8,
         )
     elif args.command == "evaluate":
         from retrieval.evaluate import evaluate

@@ -7,7 +7,8 @@ from common.training import RunDirectory
 from retrieval.data import PreparedImages
 from retrieval.embed import evaluate_embeddings
 from retrieval.grounding import boxes_for, find_boxes, read_boxes
-from retrieval.train import choose_rerank_weight, load_data, load_trained_model
+from retrieval.model import load_trained_model
+from retrieval.train import choose_rerank_weight, load_data
 
 
 def format_table(metrics):

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from common.data import decode_and_resize
 from retrieval.grounding import content_mask
-from retrieval.train import load_trained_model
+from retrieval.model import load_trained_model
 
 
 def word_attention(model, image_size, image_path, text):

@@ -9,7 +9,7 @@ from common.data.limits import MAX_IMAGE_PIXELS
 from common.export import export_versioned
 from common.serving.checks import ensure_batch, ensure_image_bytes, ensure_same_batch
 from common.serving.warmup import sample_jpeg, write_warmup_requests
-from retrieval.train import load_trained_model
+from retrieval.model import load_trained_model
 
 # Encoded images over this many pixels (by their header) are refused before
 # decoding: 50 megapixels, far above any photo a caller should send.

@@ -353,3 +353,31 @@ def build_model(config, vocabulary=None):
     )
     model.build()
     return model
+
+
+VOCABULARY_FILE = "vocabulary.txt"
+
+
+def load_vocabulary(run):
+    """The vocabulary a run (a `RunDirectory`) saved, one token a line."""
+    path = run.file(VOCABULARY_FILE)
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def load_trained_model(run_dir):
+    """`(config, model)` of a run, with its vocabulary and best weights.
+
+    The model computes in float32 whatever precision it was trained with, so
+    evaluation and exports are exact and portable.
+    """
+    from common.training.callbacks import RunDirectory
+    from common.training.config import load_config
+    from retrieval.config import RetrievalConfig
+
+    run = RunDirectory(run_dir)
+    config = load_config(RetrievalConfig, run.config)
+    keras.config.set_dtype_policy("float32")
+    model = build_model(config, vocabulary=load_vocabulary(run))
+    model.load_weights(run.trained_weights())
+    return config, model

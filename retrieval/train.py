@@ -20,15 +20,19 @@ from common.training import (
     wait_for_file,
     worker_index,
 )
-from common.training.config import load_config, save_config
+from common.training.config import save_config
 from common.training.faults import maybe_kill
 from retrieval.config import RetrievalConfig
 from retrieval.data import PreparedImages, load_retrieval_data, training_dataset
 from retrieval.demo_data import generate_demo_data
 from retrieval.embed import RERANK_WEIGHTS, evaluate_embeddings
-from retrieval.model import build_model
+from retrieval.model import (
+    VOCABULARY_FILE,
+    build_model,
+    load_trained_model,
+    load_vocabulary,
+)
 
-VOCABULARY_FILE = "vocabulary.txt"
 VALIDATION_KEYS = ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5", "rsum")
 
 
@@ -95,29 +99,9 @@ def adapt_vocabulary(config, captions):
     return encoder.get_vocabulary()
 
 
-def load_vocabulary(run):
-    path = run.file(VOCABULARY_FILE)
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
-
-
 def save_vocabulary(run, vocabulary):
     text = "".join(f"{token}\n" for token in vocabulary)
     write_atomically(run.file(VOCABULARY_FILE), text)
-
-
-def load_trained_model(run_dir):
-    """`(config, model)` of a run, with its vocabulary and best weights.
-
-    The model computes in float32 whatever precision it was trained with, so
-    evaluation and exports are exact and portable.
-    """
-    run = RunDirectory(run_dir)
-    config = load_config(RetrievalConfig, run.config)
-    set_precision("float32")
-    model = build_model(config, vocabulary=load_vocabulary(run))
-    model.load_weights(run.trained_weights())
-    return config, model
 
 
 def load_data(config, data_path=None, verbose=True):

@@ -7,7 +7,9 @@ import argparse
 import sys
 
 from common.training.cli import (
+    add_evaluate_arguments,
     add_override_argument,
+    add_prepare_arguments,
     add_training_arguments,
     run_cli,
     training_overrides,
@@ -27,12 +29,13 @@ def build_parser():
     p = commands.add_parser(
         "prepare", help="decode clips once into sharded TFRecords (resumable)"
     )
-    p.add_argument(
-        "--data",
-        required=True,
-        help="class folders, a CSV manifest (path,label[,split]) or UCF101 root",
+    add_prepare_arguments(
+        p,
+        data_help="class folders, a CSV manifest (path,label[,split]) or UCF101 root",
+        items="clips",
+        shard_size=64,
+        workers_help="decoding processes (default: CPUs)",
     )
-    p.add_argument("--output", required=True, help="folder for the shards")
     p.add_argument("--num-frames", type=int, default=8)
     p.add_argument("--frame-size", type=int, default=112)
     p.add_argument("--sample-rate", type=int, default=16000)
@@ -43,8 +46,6 @@ def build_parser():
         help="window in seconds: longer clips are cropped to it, shorter ones "
         "padded with silence (default: 10)",
     )
-    p.add_argument("--shard-size", type=int, default=64, help="clips per shard")
-    p.add_argument("--workers", type=int, help="decoding processes (default: CPUs)")
     p.add_argument(
         "--max-duration",
         type=float,
@@ -71,12 +72,10 @@ def build_parser():
     add_override_argument(p, "config override applied to every variant")
 
     p = commands.add_parser("evaluate", help="accuracy, F1 and a confusion matrix")
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument(
-        "--split",
-        choices=("train", "val", "test"),
-        help="split to evaluate (default: test, or val when the data has no test "
-        "split)",
+    add_evaluate_arguments(
+        p,
+        "a prepared folder with the run's classes and clip settings (default: "
+        "the one it was trained on)",
     )
 
     p = commands.add_parser("export", help="export a TF Serving SavedModel version")
@@ -107,6 +106,9 @@ def run(args):
             shard_size=args.shard_size,
             workers=args.workers,
             max_duration=args.max_duration,
+            seed=args.seed,
+            val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
         )
     elif args.command == "train":
         from video_understanding.config import get_config
@@ -125,9 +127,9 @@ def run(args):
 
         ablate(args.preset, args.output, data_path=args.data, overrides=args.overrides)
     elif args.command == "evaluate":
-        from video_understanding.train import evaluate
+        from video_understanding.evaluate import evaluate
 
-        evaluate(args.run, split=args.split)
+        evaluate(args.run, data_path=args.data, split=args.split)
     elif args.command == "export":
         from video_understanding.export import export
 

@@ -6,7 +6,9 @@ import time
 from common.data.files import write_json_atomically
 from common.training.config import apply_overrides
 from video_understanding.config import FUSIONS, get_config
-from video_understanding.train import evaluate, load_trained_model, train
+from video_understanding.evaluate import evaluate
+from video_understanding.model import load_trained_model
+from video_understanding.train import train
 
 # (name, fusion, modalities, extra overrides)
 VARIANTS = (

@@ -16,7 +16,7 @@ from common.serving.checks import (
     ensure_same_batch,
 )
 from common.serving.warmup import write_warmup_requests
-from video_understanding.train import load_trained_model
+from video_understanding.model import load_trained_model
 
 # A request must carry at least one audio sample (silence for a clip without
 # sound); shorter-than-a-window sound is padded by the audio encoder.

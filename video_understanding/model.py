@@ -459,3 +459,49 @@ class VideoUnderstandingModel(PrebuiltModel):
             }
         )
         return config
+
+
+def build_model(config, num_classes, multi_label):
+    m, d = config.model, config.data
+    model = VideoUnderstandingModel(
+        num_classes=num_classes,
+        num_frames=d.num_frames,
+        frame_size=d.frame_size,
+        sample_rate=d.sample_rate,
+        fusion=m.fusion,
+        modalities=config.modalities,
+        hidden_dim=m.hidden_dim,
+        num_heads=m.num_heads,
+        key_dim=m.key_dim,
+        num_layers=m.num_layers,
+        weights=m.weights,
+        feature_layer=m.feature_layer,
+        frame_differences=m.frame_differences,
+        modality_dropout=m.modality_dropout,
+        dropout_rate=m.dropout_rate,
+        multi_label=multi_label,
+        num_mel_bins=m.num_mel_bins,
+        fft_length=m.fft_length,
+        sequence_stride=m.sequence_stride,
+        audio_filters=m.audio_filters,
+        time_encoding=m.time_encoding,
+        auxiliary_weight=m.auxiliary_weight,
+    )
+    model.build()
+    return model
+
+
+def load_trained_model(run_dir):
+    """`(config, model, class_names, multi_label)` with the best weights (float32)."""
+    from common.training.callbacks import RunDirectory
+    from common.training.config import load_config
+    from video_understanding.config import VideoConfig
+    from video_understanding.prepare import read_metadata
+
+    run = RunDirectory(run_dir)
+    config = load_config(VideoConfig, run.config)
+    keras.config.set_dtype_policy("float32")
+    metadata = read_metadata(config.data.path)
+    model = build_model(config, len(metadata["class_names"]), metadata["multi_label"])
+    model.load_weights(run.trained_weights())
+    return config, model, metadata["class_names"], metadata["multi_label"]

@@ -8,14 +8,11 @@ training and evaluation read the same decoded frames and audio.
 import os
 
 import keras
-import numpy as np
 
 from common.data.epochs import epoch_seed, epoch_stream
-from common.data.files import write_atomically, write_json_atomically
+from common.data.files import write_atomically
 from common.data.shards import read_shards
-from common.metrics import classification_report, plot_confusion_matrix
 from common.training import (
-    RunDirectory,
     WarmupCosineDecay,
     finish_training,
     fit_resuming,
@@ -24,11 +21,12 @@ from common.training import (
     start_training,
     worker_index,
 )
-from common.training.config import load_config
 from common.training.optimizers import TowerAdamW
 from video_understanding.config import VideoConfig
 from video_understanding.demo_data import generate_demo_clips, generate_sync_clips
-from video_understanding.model import VideoUnderstandingModel
+from video_understanding.model import (
+    build_model,
+)
 from video_understanding.prepare import (
     is_prepared,
     prepare,
@@ -231,36 +229,6 @@ def cache_choices(config, metadata, verbose=True):
     return choices
 
 
-def build_model(config, num_classes, multi_label):
-    m, d = config.model, config.data
-    model = VideoUnderstandingModel(
-        num_classes=num_classes,
-        num_frames=d.num_frames,
-        frame_size=d.frame_size,
-        sample_rate=d.sample_rate,
-        fusion=m.fusion,
-        modalities=config.modalities,
-        hidden_dim=m.hidden_dim,
-        num_heads=m.num_heads,
-        key_dim=m.key_dim,
-        num_layers=m.num_layers,
-        weights=m.weights,
-        feature_layer=m.feature_layer,
-        frame_differences=m.frame_differences,
-        modality_dropout=m.modality_dropout,
-        dropout_rate=m.dropout_rate,
-        multi_label=multi_label,
-        num_mel_bins=m.num_mel_bins,
-        fft_length=m.fft_length,
-        sequence_stride=m.sequence_stride,
-        audio_filters=m.audio_filters,
-        time_encoding=m.time_encoding,
-        auxiliary_weight=m.auxiliary_weight,
-    )
-    model.build()
-    return model
-
-
 def compile_model(model, config, steps_per_epoch, multi_label):
     t = config.training
     total = max(2, steps_per_epoch * t.epochs)
@@ -396,96 +364,3 @@ def train(
     )
     summary = {"epochs": t.epochs, "history": history}
     return finish_training(session, summary)
-
-
-def load_trained_model(run_dir):
-    """`(config, model, class_names, multi_label)` with the best weights (float32)."""
-    run = RunDirectory(run_dir)
-    config = load_config(VideoConfig, run.config)
-    keras.config.set_dtype_policy("float32")
-    metadata = read_metadata(config.data.path)
-    model = build_model(config, len(metadata["class_names"]), metadata["multi_label"])
-    model.load_weights(run.trained_weights())
-    return config, model, metadata["class_names"], metadata["multi_label"]
-
-
-def evaluate(run_dir, split=None, verbose=True):
-    """Accuracy, top-5, macro P/R/F1, per-class F1 (mAP for multi-label);
-    writes `metrics.json` and `confusion_matrix.png`.
-
-    `split=None` takes the test split, or the validation split when the data
-    has no test clips, and says so.
-    """
-    run = RunDirectory(run_dir)
-    config, model, classes, multi_label = load_trained_model(run_dir)
-    if split is None:
-        split = "test" if split_size(config.data.path, "test") else "val"
-        if split == "val" and verbose:
-            print("No test split in the data: evaluating on the validation split.")
-    dataset = make_dataset(
-        config.data.path,
-        split,
-        config.training.batch_size,
-        len(classes),
-        multi_label,
-        shuffle=False,
-    )
-    probabilities, targets = [], []
-    for inputs, labels in dataset:
-        probabilities.append(model(inputs, training=False).numpy())
-        targets.append(labels.numpy())
-    if not probabilities:
-        raise ValueError(f"The {split!r} split of {config.data.path} is empty.")
-    y_prob, y_true = np.concatenate(probabilities), np.concatenate(targets)
-    if multi_label:
-        metrics = multi_label_report(y_true, y_prob, classes)
-    else:
-        metrics = classification_report(y_true, y_prob, classes)
-        plot_confusion_matrix(
-            metrics["confusion_matrix"],
-            classes,
-            run.file("confusion_matrix.png"),
-            title=f"{config.model.fusion} ({split})",
-        )
-    metrics["split"] = split
-    write_json_atomically(run.metrics, metrics)
-    if verbose:
-        keys = [
-            k
-            for k in (
-                "accuracy",
-                "top5_accuracy",
-                "macro_precision",
-                "macro_recall",
-                "macro_f1",
-                "mAP",
-            )
-            if k in metrics
-        ]
-        print(f"{split}: " + "  ".join(f"{k} {metrics[k]:.3f}" for k in keys))
-        if not multi_label:
-            print(
-                "per-class F1: "
-                + ", ".join(
-                    f"{n} {v['f1']:.2f}" for n, v in metrics["per_class"].items()
-                )
-            )
-        print(f"Wrote {run.metrics}")
-    return metrics
-
-
-def multi_label_report(y_true, y_prob, classes):
-    """Mean average precision over classes (and per class)."""
-    per_class = {}
-    for index, name in enumerate(classes):
-        order = np.argsort(-y_prob[:, index], kind="stable")
-        hits = y_true[order, index] > 0.5
-        if not hits.any():
-            continue
-        precision = np.cumsum(hits) / (np.arange(len(hits)) + 1)
-        per_class[name] = float((precision * hits).sum() / hits.sum())
-    return {
-        "mAP": float(np.mean(list(per_class.values()))) if per_class else 0.0,
-        "per_class_ap": per_class,
-        "num_samples": int(len(y_true)),
-    }

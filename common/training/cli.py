@@ -38,6 +38,53 @@ def add_training_arguments(parser, presets, data_help, set_example):
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
 
 
+def add_prepare_arguments(parser, data_help, items, shard_size, workers_help):
+    """`--data --output --shard-size --seed --val-fraction --test-fraction
+    --workers` of both applications' `prepare`."""
+    parser.add_argument("--data", required=True, help=data_help)
+    parser.add_argument("--output", required=True, help="folder for the shards")
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=shard_size,
+        help=f"{items} per shard (default: {shard_size})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the train/val/test split of data that names no splits "
+        "(default: 0)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of the items for validation, when the data names no splits "
+        "(default: 0.1)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.1,
+        help="share of the items for test, when the data names no splits "
+        "(default: 0.1)",
+    )
+    parser.add_argument("--workers", type=int, help=workers_help)
+
+
+def add_evaluate_arguments(parser, data_help):
+    """`--run --data --split` of both applications' `evaluate`."""
+    parser.add_argument("--run", required=True, help="run directory")
+    parser.add_argument("--data", help=data_help)
+    parser.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        help="split to evaluate (default: test, or val when the data has no test "
+        "split)",
+    )
+
+
 def add_override_argument(parser, help_text):
     parser.add_argument(
         "--set",

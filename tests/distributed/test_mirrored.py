@@ -48,7 +48,7 @@ def retrieval_losses(strategy_name):
 
 def video_losses(strategy_name):
     from video_understanding.config import get_config
-    from video_understanding.train import build_model
+    from video_understanding.model import build_model
     config = get_config("demo", ["data.num_frames=2", "model.hidden_dim=16",
         "model.key_dim=8", "model.num_mel_bins=16", "model.audio_filters=[8]",
         "model.dropout_rate=0.0", "model.modality_dropout=0.0",

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from common.testing import TestCase
 from retrieval.__main__ import main
-from retrieval.train import load_trained_model
+from retrieval.model import load_trained_model
 from tests.retrieval.helpers import TINY_OVERRIDES
 
 

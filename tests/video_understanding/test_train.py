@@ -59,9 +59,47 @@ class VideoTrainEvaluateTest(TestCase):
             self.assertIn(key, metrics)
         self.assertEqual(metrics["num_samples"], 8)
         self.assertTrue(os.path.isfile(os.path.join(run, "confusion_matrix.png")))
+        self.check_evaluate_on_other_data(run)
         # Finished runs are not trained again.
         self.assertEqual(main(args), 0)
         self.check_export_and_predict(run)
+
+    def check_evaluate_on_other_data(self, run):
+        import contextlib
+        import io
+        import shutil
+
+        prepared = os.path.join(run, "prepared")
+        self.assertEqual(
+            main(["evaluate", "--run", run, "--data", prepared, "--split", "val"]), 0
+        )
+        with open(os.path.join(run, "metrics.json")) as f:
+            metrics = json.load(f)
+        self.assertEqual((metrics["split"], metrics["data"]), ("val", prepared))
+        # the same clips under other class names, then other clip settings
+        other = os.path.join(self.get_temp_dir(), "other")
+        shutil.copytree(prepared, other)
+        with open(os.path.join(other, "prepare.json")) as f:
+            metadata = json.load(f)
+        for change, expected in (
+            (lambda m: m["class_names"].reverse(), "holds the classes"),
+            (lambda m: m["settings"].update(num_frames=5), "num_frames=5"),
+        ):
+            changed = json.loads(json.dumps(metadata))
+            change(changed)
+            with open(os.path.join(other, "prepare.json"), "w") as f:
+                json.dump(changed, f)
+            errors = io.StringIO()
+            with contextlib.redirect_stderr(errors):
+                code = main(["evaluate", "--run", run, "--data", other])
+            self.assertEqual(code, 2)
+            self.assertIn(expected, errors.getvalue())
+            self.assertIn(other, errors.getvalue())
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors):
+            code = main(["evaluate", "--run", run, "--data", run])
+        self.assertEqual(code, 2)
+        self.assertIn("is not a prepared folder", errors.getvalue())
 
     def check_export_and_predict(self, run):
         import subprocess
@@ -71,7 +109,7 @@ class VideoTrainEvaluateTest(TestCase):
 
         from common.data.video import decode_clip
         from video_understanding.export import predict
-        from video_understanding.train import load_trained_model
+        from video_understanding.model import load_trained_model
 
         models = os.path.join(self.get_temp_dir(), "saved_models", "video")
         self.assertEqual(main(["export", "--run", run, "--output", models]), 0)

@@ -37,7 +37,7 @@ class ServingContractTest(TestCase):
         cls.video_run, cls.video = e.video_run, e.video
 
     def video_inputs(self, batch=2):
-        from video_understanding.train import load_trained_model
+        from video_understanding.model import load_trained_model
 
         config, model, _, _ = load_trained_model(self.video_run)
         rng = np.random.default_rng(0)
@@ -111,7 +111,7 @@ class ServingContractTest(TestCase):
         np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
 
     def test_tensorflow_hub_load_matches_keras(self):
-        from retrieval.train import load_trained_model
+        from retrieval.model import load_trained_model
 
         _, model = load_trained_model(self.retrieval_run)
         texts = ["a small red circle", "a big blue square at the top left", ""]
