@@ -46,6 +46,7 @@ class ImageTextMatchingHead(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> head = ImageTextMatchingHead(num_heads=2, key_dim=8, hidden_dim=32)
     >>> regions = np.random.rand(3, 16, 16).astype("float32")
     >>> tokens = np.random.rand(3, 5, 16).astype("float32")

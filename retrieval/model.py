@@ -64,6 +64,7 @@ class ImageTextRetrievalModel(PrebuiltModel):
 
     Example:
 
+    >>> import numpy as np
     >>> model = ImageTextRetrievalModel(image_shape=(32, 32, 3), weights=None,
     ...     embedding_dim=16, vocabulary=["a", "dog"], sequence_length=4,
     ...     word_embedding_dim=8, text_hidden_dim=8, key_dim=8)

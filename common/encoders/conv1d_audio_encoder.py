@@ -40,6 +40,7 @@ class Conv1DAudioEncoder(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> encoder = Conv1DAudioEncoder(sample_rate=8000, num_mel_bins=16,
     ...                              fft_length=256, sequence_stride=128,
     ...                              filters=(8, 16))

@@ -44,6 +44,7 @@ class LSTMTextEncoder(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> encoder = LSTMTextEncoder(vocabulary=["a", "red", "circle"],
     ...                           sequence_length=6, embedding_dim=8, hidden_dim=8)
     >>> out = encoder(np.array(["a red circle", "a square"]))

@@ -101,6 +101,7 @@ class VGG16ImageEncoder(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> encoder = VGG16ImageEncoder((32, 32, 3), weights=None, projection_dim=8)
     >>> out = encoder(np.zeros((2, 32, 32, 3), "uint8"))
     >>> tuple(out["region_features"].shape), tuple(out["pooled_features"].shape)

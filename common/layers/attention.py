@@ -35,6 +35,7 @@ def scaled_dot_product_attention(query, key, value, mask=None):
 
     Example:
 
+    >>> import numpy as np
     >>> q = np.random.rand(2, 3, 4).astype("float32")
     >>> k = np.random.rand(2, 5, 4).astype("float32")
     >>> v = np.random.rand(2, 5, 6).astype("float32")

@@ -50,6 +50,7 @@ class CrossModalAttention(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> layer = CrossModalAttention(num_heads=2, key_dim=8)
     >>> words = np.random.rand(4, 7, 16).astype("float32")
     >>> regions = np.random.rand(4, 49, 32).astype("float32")

@@ -29,6 +29,7 @@ class EarlyFusion(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> fuse = EarlyFusion(projection_dim=8)
     >>> tuple(fuse([np.zeros((2, 4)), np.zeros((2, 6))]).shape)
     (2, 8)

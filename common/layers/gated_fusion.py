@@ -27,6 +27,7 @@ class GatedFusion(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> fuse = GatedFusion(hidden_dim=8)
     >>> tuple(fuse([np.zeros((2, 4)), np.zeros((2, 6))]).shape)
     (2, 8)

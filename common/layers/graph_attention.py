@@ -44,6 +44,7 @@ class GraphAttention(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> gat = GraphAttention(units=4, num_heads=2)
     >>> h = np.random.rand(2, 3, 5).astype("float32")
     >>> tuple(gat(h, np.ones((3, 3), "float32")).shape)

@@ -53,6 +53,7 @@ class GraphConvolution(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> gcn = GraphConvolution(units=4, activation="relu")
     >>> h = np.random.rand(2, 3, 5).astype("float32")
     >>> a = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], "float32")

@@ -28,6 +28,7 @@ class LateFusion(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> fuse = LateFusion(mode="weighted")
     >>> tuple(fuse([np.ones((2, 3)), np.zeros((2, 3))]).shape)
     (2, 3)

@@ -46,6 +46,7 @@ class ModalityGraphFusion(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> fuse = ModalityGraphFusion(hidden_dim=8)
     >>> frames, audio = np.zeros((2, 4, 16)), np.zeros((2, 3, 12))
     >>> tuple(fuse([frames, audio]).shape)

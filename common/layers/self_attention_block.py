@@ -40,6 +40,7 @@ class SelfAttentionBlock(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> block = SelfAttentionBlock(num_heads=2, key_dim=8, hidden_dim=32)
     >>> tuple(block(np.zeros((2, 5, 16), "float32")).shape)
     (2, 5, 16)

@@ -66,6 +66,7 @@ def contrastive_loss(
 
     Example:
 
+    >>> import numpy as np
     >>> e = np.eye(4, dtype="float32")
     >>> float(contrastive_loss(e, e, 100.0)) < 1e-3
     True

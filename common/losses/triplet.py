@@ -30,6 +30,7 @@ def hard_negative_triplet_loss(
 
     Example:
 
+    >>> import numpy as np
     >>> e = np.eye(3, dtype="float32")
     >>> float(hard_negative_triplet_loss(e, e, margin=0.2))
     0.0

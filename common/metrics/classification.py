@@ -65,6 +65,7 @@ def classification_report(y_true, y_prob, class_names, top_k=5):
 
     Example:
 
+    >>> import numpy as np
     >>> report = classification_report([0, 1], [[0.9, 0.1], [0.2, 0.8]], ["a", "b"])
     >>> report["accuracy"], report["macro_f1"]
     (1.0, 1.0)

@@ -108,6 +108,7 @@ def retrieval_metrics(similarity, text_to_image, ks=(1, 5, 10)):
 
     Example:
 
+    >>> import numpy as np
     >>> sim = np.array([[0.9, 0.8, 0.1], [0.2, 0.3, 0.7]])
     >>> retrieval_metrics(sim, [0, 0, 1], ks=(1,))["t2i_r1"]
     100.0

@@ -24,7 +24,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     Example:
 
     >>> schedule = WarmupCosineDecay(1e-4, warmup_steps=50, decay_steps=1000)
-    >>> float(schedule(25))
+    >>> round(float(schedule(25)), 10)
     5e-05
 
     Reference:
