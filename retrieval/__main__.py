@@ -7,10 +7,12 @@ import sys
 from common.data.limits import MAX_IMAGE_PIXELS
 from common.training.cli import (
     add_evaluate_arguments,
+    add_export_command,
     add_prepare_arguments,
     add_training_arguments,
+    prepare_arguments,
     run_cli,
-    training_overrides,
+    train_command,
 )
 
 DESCRIPTION = """Image-text retrieval: VGG16 image regions + LSTM text, joined by
@@ -51,11 +53,7 @@ def build_parser():
     )
     p.add_argument("--rerank-top-k", type=int, help="candidates to re-rank (0: none)")
 
-    p = commands.add_parser("export", help="export a TF Serving SavedModel version")
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--output", default="saved_models/retrieval")
-    p.add_argument("--version", type=int, help="version number (default: next)")
-    p.add_argument("--keep", type=int, help="keep only the newest N versions")
+    add_export_command(commands, "saved_models/retrieval")
 
     p = commands.add_parser("index", help="export a search SavedModel over a gallery")
     p.add_argument(
@@ -141,26 +139,16 @@ def run(args):
         from retrieval.config import get_config
         from retrieval.train import train
 
-        config = get_config(args.preset, training_overrides(args))
-        train(
-            config,
-            args.output,
-            data_path=args.data,
-            verbose=args.verbose,
-            strategy=args.strategy,
-        )
+        train_command(args, get_config, train)
     elif args.command == "prepare":
         from retrieval.prepare import prepare
 
         prepare(
             args.data,
             args.output,
-            shard_size=args.shard_size,
-            seed=args.seed,
-            val_fraction=args.val_fraction,
-            test_fraction=args.test_fraction,
             max_image_pixels=args.max_image_pixels,
             workers=args.workers or 8,
+            **prepare_arguments(args),
         )
     elif args.command == "evaluate":
         from retrieval.evaluate import evaluate

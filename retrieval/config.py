@@ -4,8 +4,11 @@ import dataclasses
 
 from common.data.cache import check_cache_setting
 from common.data.limits import MAX_IMAGE_PIXELS
-from common.training.cli import PRECISIONS
-from common.training.config import apply_overrides
+from common.training.config import (
+    check_positive_integers,
+    check_precision,
+    config_from_presets,
+)
 
 LOSSES = ("contrastive", "triplet")
 # How many pixels one region of each VGG16 feature layer covers, per side.
@@ -162,23 +165,17 @@ class RetrievalConfig:
             raise ValueError(
                 f"training.loss must be one of {LOSSES}; received {t.loss!r}."
             )
-        if t.precision not in PRECISIONS:
-            raise ValueError(
-                f"training.precision must be one of {PRECISIONS}; received "
-                f"{t.precision!r}."
+        check_precision(t.precision)
+        check_positive_integers(
+            (
+                ("training.epochs", t.epochs),
+                ("training.batch_size", t.batch_size),
+                ("model.embedding_dim", m.embedding_dim),
+                ("model.sequence_length", m.sequence_length),
+                ("model.num_heads", m.num_heads),
+                ("model.key_dim", m.key_dim),
             )
-        for name, value in (
-            ("training.epochs", t.epochs),
-            ("training.batch_size", t.batch_size),
-            ("model.embedding_dim", m.embedding_dim),
-            ("model.sequence_length", m.sequence_length),
-            ("model.num_heads", m.num_heads),
-            ("model.key_dim", m.key_dim),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"{name} must be a positive integer; received {value!r}."
-                )
+        )
         if t.batch_size < 2:
             raise ValueError(
                 "training.batch_size must be >= 2 (in-batch negatives); received "
@@ -255,9 +252,4 @@ PRESETS = {
 
 def get_config(preset, overrides=None):
     """A validated config from a preset name and `section.key=value` overrides."""
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(PRESETS)}.")
-    config = apply_overrides(PRESETS[preset](), overrides)
-    if config.model.weights in ("none", "None", ""):
-        config.model.weights = None
-    return config.validate()
+    return config_from_presets(PRESETS, preset, overrides)

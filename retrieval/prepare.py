@@ -30,6 +30,7 @@ from common.data.limits import MAX_IMAGE_PIXELS
 from common.data.shards import (
     check_same_preparation,
     plan_shards,
+    split_settings,
     write_shard,
 )
 from common.data.splits import SPLITS
@@ -82,13 +83,8 @@ def prepare(
         max_image_pixels=max_image_pixels,
         verbose=verbose,
     )
-    settings = {
-        "shard_size": int(shard_size),
-        "seed": int(seed),
-        "val_fraction": float(val_fraction),
-        "test_fraction": float(test_fraction),
-        "max_image_pixels": int(max_image_pixels),
-    }
+    settings = split_settings(shard_size, seed, val_fraction, test_fraction)
+    settings["max_image_pixels"] = int(max_image_pixels)
     os.makedirs(output, exist_ok=True)
     metadata_path = os.path.join(output, METADATA)
     metadata = {

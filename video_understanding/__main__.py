@@ -8,11 +8,13 @@ import sys
 
 from common.training.cli import (
     add_evaluate_arguments,
+    add_export_command,
     add_override_argument,
     add_prepare_arguments,
     add_training_arguments,
+    prepare_arguments,
     run_cli,
-    training_overrides,
+    train_command,
 )
 
 DESCRIPTION = """Video understanding from frames and sound: decode labelled clips
@@ -78,11 +80,7 @@ def build_parser():
         "the one it was trained on)",
     )
 
-    p = commands.add_parser("export", help="export a TF Serving SavedModel version")
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--output", default="saved_models/video_understanding")
-    p.add_argument("--version", type=int, help="version number (default: next)")
-    p.add_argument("--keep", type=int, help="keep only the newest N versions")
+    add_export_command(commands, "saved_models/video_understanding")
 
     p = commands.add_parser("predict", help="label clips with an exported model")
     p.add_argument("clips", nargs="+", help="video files")
@@ -103,25 +101,15 @@ def run(args):
             frame_size=args.frame_size,
             sample_rate=args.sample_rate,
             clip_seconds=args.clip_seconds,
-            shard_size=args.shard_size,
             workers=args.workers,
             max_duration=args.max_duration,
-            seed=args.seed,
-            val_fraction=args.val_fraction,
-            test_fraction=args.test_fraction,
+            **prepare_arguments(args),
         )
     elif args.command == "train":
         from video_understanding.config import get_config
         from video_understanding.train import train
 
-        config = get_config(args.preset, training_overrides(args))
-        train(
-            config,
-            args.output,
-            data_path=args.data,
-            verbose=args.verbose,
-            strategy=args.strategy,
-        )
+        train_command(args, get_config, train)
     elif args.command == "ablate":
         from video_understanding.ablate import ablate
 

@@ -3,8 +3,11 @@
 import dataclasses
 
 from common.data.cache import check_cache_setting
-from common.training.cli import PRECISIONS
-from common.training.config import apply_overrides
+from common.training.config import (
+    check_positive_integers,
+    check_precision,
+    config_from_presets,
+)
 
 FUSIONS = (
     "cross_attention",
@@ -189,11 +192,7 @@ class VideoConfig:
                 "model.modalities must be 'video,audio', 'video' or 'audio'; received "
                 f"{self.model.modalities!r}."
             )
-        if self.training.precision not in PRECISIONS:
-            raise ValueError(
-                f"training.precision must be one of {PRECISIONS}; received "
-                f"{self.training.precision!r}."
-            )
+        check_precision(self.training.precision)
         weight = self.model.auxiliary_weight
         if (
             isinstance(weight, bool)
@@ -215,15 +214,13 @@ class VideoConfig:
                     f"training.{name}_learning_rate_multiplier must be a positive "
                     f"number; received {value!r}."
                 )
-        for name, value in (
-            ("data.num_frames", self.data.num_frames),
-            ("training.epochs", self.training.epochs),
-            ("training.batch_size", self.training.batch_size),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"{name} must be a positive integer; received {value!r}."
-                )
+        check_positive_integers(
+            (
+                ("data.num_frames", self.data.num_frames),
+                ("training.epochs", self.training.epochs),
+                ("training.batch_size", self.training.batch_size),
+            )
+        )
         check_clip_seconds(self.data.clip_seconds)
         check_cache_setting(self.data.cache, self.data.cache_budget)
         if self.data.frame_size < 32:
@@ -293,9 +290,4 @@ PRESETS = {
 
 def get_config(preset, overrides=None):
     """A validated config from a preset name and `section.key=value` overrides."""
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(PRESETS)}.")
-    config = apply_overrides(PRESETS[preset](), overrides)
-    if config.model.weights in ("none", "None", ""):
-        config.model.weights = None
-    return config.validate()
+    return config_from_presets(PRESETS, preset, overrides)

@@ -32,6 +32,7 @@ from common.data.shards import (
     check_same_preparation,
     plan_shards,
     read_shards,
+    split_settings,
     write_shard,
 )
 from common.data.video import ClipDecodeError, decode_clip
@@ -173,10 +174,7 @@ def prepare(
         "clip_seconds": float(clip_seconds),
         "num_samples": int(round(clip_seconds * sample_rate)),
         "max_duration": max_duration,
-        "shard_size": int(shard_size),
-        "seed": int(seed),
-        "val_fraction": float(val_fraction),
-        "test_fraction": float(test_fraction),
+        **split_settings(shard_size, seed, val_fraction, test_fraction),
     }
     os.makedirs(output, exist_ok=True)
     metadata_path = os.path.join(output, METADATA)

@@ -68,6 +68,17 @@ def write_shard(shard_path, serialized):
         raise
 
 
+def split_settings(shard_size, seed, val_fraction, test_fraction):
+    """The settings every prepared folder records (both applications): how
+    items were split and sharded, so that a rerun with others is refused."""
+    return {
+        "shard_size": int(shard_size),
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "test_fraction": float(test_fraction),
+    }
+
+
 def check_same_preparation(metadata_path, metadata, what="settings"):
     """Refuses to add shards to a folder prepared differently: raises
     `ValueError` when `metadata_path` exists and differs from `metadata` in

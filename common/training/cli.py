@@ -73,6 +73,17 @@ def add_prepare_arguments(parser, data_help, items, shard_size, workers_help):
     parser.add_argument("--workers", type=int, help=workers_help)
 
 
+def prepare_arguments(args):
+    """The keyword arguments of both applications' `prepare` that the shared
+    flags give (`add_prepare_arguments`)."""
+    return {
+        "shard_size": args.shard_size,
+        "seed": args.seed,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+    }
+
+
 def add_evaluate_arguments(parser, data_help):
     """`--run --data --split` of both applications' `evaluate`."""
     parser.add_argument("--run", required=True, help="run directory")
@@ -82,6 +93,36 @@ def add_evaluate_arguments(parser, data_help):
         choices=("train", "val", "test"),
         help="split to evaluate (default: test, or val when the data has no test "
         "split)",
+    )
+
+
+def add_export_command(commands, default_output):
+    """The `export` sub-command of both applications: `--run --output
+    --version --keep`."""
+    parser = commands.add_parser(
+        "export", help="export a TF Serving SavedModel version"
+    )
+    parser.add_argument("--run", required=True, help="run directory")
+    parser.add_argument(
+        "--output",
+        default=default_output,
+        help=f"the model's folder of versions (default: {default_output})",
+    )
+    parser.add_argument("--version", type=int, help="version number (default: next)")
+    parser.add_argument("--keep", type=int, help="keep only the newest N versions")
+    return parser
+
+
+def train_command(args, get_config, train):
+    """Both applications' `train`: the preset with the flags' overrides,
+    trained into `--output`."""
+    config = get_config(args.preset, training_overrides(args))
+    train(
+        config,
+        args.output,
+        data_path=args.data,
+        verbose=args.verbose,
+        strategy=args.strategy,
     )
 
 

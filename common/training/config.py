@@ -89,3 +89,31 @@ def load_config(cls, path):
         raise FileNotFoundError(f"No config at {path!r}: is this a run directory?")
     with open(path, encoding="utf-8") as f:
         return config_from_dict(cls, json.load(f))
+
+
+def config_from_presets(presets, preset, overrides=None):
+    """A validated config: `presets[preset]()` with the `section.key=value`
+    overrides applied (`model.weights=none` meaning no weights)."""
+    if preset not in presets:
+        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(presets)}.")
+    config = apply_overrides(presets[preset](), overrides)
+    if config.model.weights in ("none", "None", ""):
+        config.model.weights = None
+    return config.validate()
+
+
+def check_positive_integers(named_values):
+    """`ValueError` naming the first `(name, value)` that is not an integer
+    >= 1 (booleans are not integers here)."""
+    for name, value in named_values:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; received {value!r}.")
+
+
+def check_precision(precision):
+    from common.training.cli import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"training.precision must be one of {PRECISIONS}; received {precision!r}."
+        )
