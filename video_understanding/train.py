@@ -1,4 +1,5 @@
-"""Training and evaluation of the video model in a run directory.
+"""Training of the video model in a run directory: the prepared data, its
+tf.data pipeline, the fit.
 
 Raw clips are decoded once by `prepare` into `runs/NAME/prepared/` (a
 `--data` folder that already holds `prepare.json` is used as it is), so
