@@ -462,6 +462,7 @@ class VideoUnderstandingModel(PrebuiltModel):
 
 
 def build_model(config, num_classes, multi_label):
+    """A built `VideoUnderstandingModel` from a `VideoConfig`."""
     m, d = config.model, config.data
     model = VideoUnderstandingModel(
         num_classes=num_classes,

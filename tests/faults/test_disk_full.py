@@ -39,6 +39,26 @@ def limited_to(size):
     return limit
 
 
+def assert_fails_on_a_full_disk(test, command, size, message, folder):
+    """Runs `command` with no file allowed to reach `size` bytes: it must exit
+    2 with exactly one `error:` line that says `message` and names a file in
+    `folder`, and no traceback."""
+    full = subprocess.run(
+        command,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=limited_to(size),
+    )
+    test.assertEqual(full.returncode, 2, full.stderr[-3000:])
+    lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+    test.assertEqual(len(lines), 1, full.stderr[-3000:])
+    test.assertIn(message, lines[0])
+    test.assertIn(folder, lines[0])
+    test.assertNotIn("Traceback", full.stderr)
+
+
 class DiskFullTest(TestCase):
     def test_training_stops_with_one_line_keeps_its_checkpoint_and_resumes(self):
         run = os.path.join(self.get_temp_dir(), "run")
@@ -49,20 +69,13 @@ class DiskFullTest(TestCase):
         good = sha1(last)
         size = os.path.getsize(last)
 
-        full = subprocess.run(
+        assert_fails_on_a_full_disk(
+            self,
             command,
-            env=environment(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            preexec_fn=limited_to(size // 2),
+            size // 2,
+            "Could not write the checkpoint (File too large)",
+            os.path.join(run, "checkpoints"),
         )
-        self.assertEqual(full.returncode, 2, full.stderr[-3000:])
-        lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
-        self.assertEqual(len(lines), 1, full.stderr[-3000:])
-        self.assertIn("Could not write the checkpoint (File too large)", lines[0])
-        self.assertIn(os.path.join(run, "checkpoints"), lines[0])
-        self.assertNotIn("Traceback", full.stderr)
         # The previous checkpoint and backup are untouched, nothing half
         # written is left beside them.
         self.assertEqual(sha1(last), good)
@@ -93,20 +106,13 @@ class DiskFullTest(TestCase):
         largest = max(
             os.path.getsize(os.path.join(variables, n)) for n in os.listdir(variables)
         )
-        full = subprocess.run(
+        assert_fails_on_a_full_disk(
+            self,
             export,
-            env=environment(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            preexec_fn=limited_to(largest // 2),
+            largest // 2,
+            "Could not write the export (File too large)",
+            base,
         )
-        self.assertEqual(full.returncode, 2, full.stderr[-3000:])
-        lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
-        self.assertEqual(len(lines), 1, full.stderr[-3000:])
-        self.assertIn("Could not write the export (File too large)", lines[0])
-        self.assertIn(base, lines[0])
-        self.assertNotIn("Traceback", full.stderr)
         self.assertEqual(sorted(os.listdir(base)), ["1"])  # no version, no .tmp
         self.assertEqual(tree_hashes(os.path.join(base, "1")), before)
         again = run_command(export)

@@ -13,7 +13,7 @@ import time
 
 from common.testing import TestCase
 from tests.faults.helpers import environment, run_command
-from tests.faults.test_disk_full import limited_to
+from tests.faults.test_disk_full import assert_fails_on_a_full_disk
 
 
 def shard_bytes(folder):
@@ -38,20 +38,9 @@ class KilledPrepareTest(TestCase):
         killed = os.path.join(tmp, "killed")
         # The disk fills up: no file may grow to the largest shard's size.
         largest = max(len(v) for k, v in expected.items() if k.endswith(".tfrecord"))
-        full = subprocess.run(
-            command_for(killed),
-            env=environment(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            preexec_fn=limited_to(largest - 1),
+        assert_fails_on_a_full_disk(
+            self, command_for(killed), largest - 1, "File too large", killed
         )
-        self.assertEqual(full.returncode, 2, full.stderr[-3000:])
-        lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
-        self.assertEqual(len(lines), 1, full.stderr[-3000:])
-        self.assertIn("File too large", lines[0])
-        self.assertIn(killed, lines[0])
-        self.assertNotIn("Traceback", full.stderr)
         self.assertEqual([n for n in os.listdir(killed) if n.startswith(".")], [])
         # then, with space again, the run is killed at a random moment
         seed = random.SystemRandom().randrange(2**32)
