@@ -369,15 +369,14 @@ class RunCheckpointing(keras.callbacks.Callback):
         if previous and previous != self._written:
             shutil.rmtree(previous, ignore_errors=True)
 
-    def _stop(self, where, saved):
+    def _stop(self, where):
         watch().requested = False  # acted upon (a later fit starts afresh)
         if self.write:
             what = f"the backup {self._written} holds that point."
         else:
             what = "the chief wrote the backup."
         raise Preempted(
-            f"Stopped by SIGTERM {where}; {what if saved else ''}"
-            " Run the same command to resume."
+            f"Stopped by SIGTERM {where}; {what} Run the same command to resume."
         )
 
     def _add_totals(self):
@@ -424,8 +423,7 @@ class RunCheckpointing(keras.callbacks.Callback):
                 },
             )
         self._stop(
-            f"after step {done}/{steps} of epoch {self._epoch + 1}/{self._epochs()}",
-            True,
+            f"after step {done}/{steps} of epoch {self._epoch + 1}/{self._epochs()}"
         )
 
     def on_epoch_end(self, epoch, logs=None):
@@ -434,7 +432,7 @@ class RunCheckpointing(keras.callbacks.Callback):
         epochs = self._epochs()
         if watch().agreed(self.model.distribute_strategy):
             if epochs is None or epoch + 1 < epochs or self.keep_backup:
-                self._stop(f"at the end of epoch {epoch + 1}/{epochs}", True)
+                self._stop(f"at the end of epoch {epoch + 1}/{epochs}")
 
     def _end_epoch(self, epoch, logs):
         logs = dict(logs or {})
