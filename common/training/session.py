@@ -21,12 +21,15 @@ class TrainingSession:
         run: the `RunDirectory`.
         finished: the `COMPLETE` summary if the run had already finished
             (then there is nothing to train), else `None`.
+        previous_sigterm: the SIGTERM handler before `start_training`
+            installed the suite's, put back by `finish_training`.
     """
 
     distribution: object
     chief: bool
     run: object
     finished: dict | None = None
+    previous_sigterm: object = None
 
 
 def start_training(config, output, strategy, config_class, resolve_data):
@@ -45,12 +48,16 @@ def start_training(config, output, strategy, config_class, resolve_data):
     limit_malloc_arenas()
     distribution = get_strategy(strategy)
     # After the strategy: MultiWorkerMirroredStrategy installs TensorFlow's
-    # SIGTERM notifier, which would swallow the signal.
-    preemption.watch().install()
+    # SIGTERM notifier, which would swallow the signal. `finish_training`
+    # puts the previous handler back (for `train` called from Python).
+    watch = preemption.watch()
+    installed = watch.install()
+    previous = watch.previous if installed else None
     chief = is_chief(distribution)
     run = RunDirectory(output).create()
     if os.path.isfile(run.complete):
         print(f"{run.path} already finished training; nothing to do.")
+        watch.restore(previous)
         with open(run.complete, encoding="utf-8") as f:
             return TrainingSession(distribution, chief, run, json.load(f))
     seed_everything(config.training.seed, config.training.deterministic)
@@ -61,11 +68,14 @@ def start_training(config, output, strategy, config_class, resolve_data):
     else:
         wait_for_file(run.config)
         config.data.path = load_config(config_class, run.config).data.path
-    return TrainingSession(distribution, chief, run)
+    return TrainingSession(distribution, chief, run, previous_sigterm=previous)
 
 
 def finish_training(session, summary):
-    """Marks the run complete (the chief writes `COMPLETE`); returns `summary`."""
+    """Marks the run complete (the chief writes `COMPLETE`), puts back the
+    SIGTERM handler that was there before `start_training`; returns
+    `summary`."""
     if session.chief:
         write_json_atomically(session.run.complete, summary)
+    preemption.watch().restore(session.previous_sigterm)
     return summary
