@@ -36,7 +36,6 @@ class SigtermWatch:
     def __init__(self):
         self.requested = False
         self.deferring = False
-        self.installed = False
         self.previous = None
         self._strategy = self._total = None
 
@@ -48,7 +47,6 @@ class SigtermWatch:
             return False
         self.previous = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, self._handle)
-        self.installed = True
         return True
 
     def restore(self, previous):
@@ -63,8 +61,8 @@ class SigtermWatch:
         self.requested = True
         if not self.deferring:
             raise Preempted(
-                "Stopped by SIGTERM before training started; nothing to save. "
-                "Run the same command to start again."
+                "Stopped by SIGTERM outside the training steps; nothing to save "
+                "beyond the last backup. Run the same command to go on."
             )
 
     def agreed(self, strategy=None):
