@@ -82,7 +82,7 @@ def write_gallery(folder, size):
 
     from common.data.files import write_json_atomically
     from common.data.shards import plan_shards, write_shard
-    from retrieval.prepare import KIND, METADATA, _example
+    from retrieval.records import KIND, METADATA, encode_example
 
     rng = np.random.default_rng(size)
     pool = []
@@ -97,7 +97,7 @@ def write_gallery(folder, size):
     for _, name, items in plan:
         write_shard(
             os.path.join(folder, name),
-            (_example(pool[hash(i) % 512], ["a photo"], i) for i in items),
+            (encode_example(pool[hash(i) % 512], ["a photo"], i) for i in items),
         )
     for split in ("train", "val", "test"):
         with open(os.path.join(folder, f"{split}.jsonl"), "w") as f:

@@ -24,9 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import result, write_report  # noqa: E402
 from retrieval.config import get_config  # noqa: E402
-from retrieval.data import load_retrieval_data, training_dataset  # noqa: E402
+from retrieval.data import load_retrieval_data  # noqa: E402
 from retrieval.demo_data import generate_demo_data  # noqa: E402
 from retrieval.model import build_model  # noqa: E402
+from retrieval.pipeline import training_dataset  # noqa: E402
 
 
 class StepTimer(keras.callbacks.Callback):

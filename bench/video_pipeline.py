@@ -26,7 +26,8 @@ from common.data.video import decode_clip  # noqa: E402
 from video_understanding.config import get_config  # noqa: E402
 from video_understanding.demo_data import generate_demo_clips  # noqa: E402
 from video_understanding.model import build_model  # noqa: E402
-from video_understanding.prepare import prepare, prepared_dataset  # noqa: E402
+from video_understanding.pipeline import prepared_dataset  # noqa: E402
+from video_understanding.prepare import prepare  # noqa: E402
 
 
 def main(argv=None):

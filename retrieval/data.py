@@ -1,4 +1,5 @@
-"""Reading image-caption datasets in their common layouts, and tf.data pipelines.
+"""Reading image-caption datasets in their common layouts (pipelines over them:
+`retrieval.pipeline`).
 
 `load_retrieval_data(path)` auto-detects the layout of `path`:
 
@@ -24,23 +25,23 @@ an error that says why.
 """
 
 import collections
-import csv
 import dataclasses
-import glob
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-import tensorflow as tf
 from PIL import Image
 
-from common.data import SkipReport, decode_and_resize
-from common.data.epochs import epoch_seed, epoch_stream, stateless_seeds
+from common.data import SkipReport
 from common.data.files import file_problem, resolve_reference
 from common.data.limits import MAX_IMAGE_PIXELS
-from common.data.shards import read_shards
 from common.data.splits import SPLIT_ALIASES, SPLITS, assign_splits
+from retrieval.layouts import read_entries
+from retrieval.records import (
+    PreparedImages,
+    is_prepared,
+    read_metadata,
+    read_split_index,
+)
 
 DEFAULT_MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 # What `tf.io.decode_image` reads (Pillow names); others (TIFF, ...) are skipped.
@@ -87,251 +88,6 @@ class RetrievalData:
     def counts(self):
         counter = collections.Counter(self.splits)
         return {split: counter.get(split, 0) for split in SPLITS}
-
-
-@dataclasses.dataclass
-class PreparedImages:
-    """The images of one prepared split: its TFRecord shard files and the image
-    ids (paths relative to the image folder) in the order the shards hold them.
-
-    Pipelines take it wherever they take a list of image paths.
-    """
-
-    files: list
-    ids: list
-
-    def __len__(self):
-        return len(self.ids)
-
-
-# ----------------------------------------------------------------------------
-# Layout readers: each yields (image_reference, caption, split or None) rows and
-# records unreadable lines in the report. References are relative to the image
-# folder they return.
-
-
-def _decoded_lines(path, report):
-    """Lines of a text file; lines that are not UTF-8 are skipped and reported."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    for number, line in enumerate(raw.splitlines(), start=1):
-        try:
-            yield number, line.decode("utf-8")
-        except UnicodeDecodeError:
-            report.skip("non-UTF-8 text", f"{os.path.basename(path)}:{number}")
-
-
-def _first_existing_dir(root, names):
-    for name in names:
-        candidate = os.path.join(root, name)
-        if os.path.isdir(candidate):
-            return candidate
-    return root
-
-
-def read_kaggle_captions(captions_path, report):
-    root = os.path.dirname(os.path.abspath(captions_path))
-    image_dir = _first_existing_dir(root, ("Images", "images", "Flicker8k_Dataset"))
-    lines = [text for _, text in _decoded_lines(captions_path, report)]
-    rows = list(csv.reader(lines))
-    if not rows:
-        raise ValueError(f"{captions_path} is empty.")
-    header = [h.strip().lower() for h in rows[0]]
-    if header[:2] != ["image", "caption"]:
-        raise ValueError(
-            f"{captions_path} must start with a header 'image,caption[,split]'; "
-            f"received {rows[0]!r}."
-        )
-    has_split = len(header) >= 3 and header[2] == "split"
-    entries = []
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) < 2:
-            report.skip("malformed line", f"{os.path.basename(captions_path)}:{number}")
-            continue
-        if has_split and len(row) >= 3:
-            entries.append((row[0], ",".join(row[1:-1]), row[-1]))
-        else:
-            entries.append((row[0], ",".join(row[1:]), None))
-    return image_dir, entries
-
-
-def read_flickr8k_tokens(token_path, report):
-    root = os.path.dirname(os.path.abspath(token_path))
-    image_dir = _first_existing_dir(
-        root, ("Flicker8k_Dataset", "Flickr8k_Dataset", "Images", "images")
-    )
-    split_of = {}
-    for split, name in (("train", "train"), ("val", "dev"), ("test", "test")):
-        for split_file in glob.glob(os.path.join(root, f"*.{name}Images.txt")):
-            for _, line in _decoded_lines(split_file, report):
-                if line.strip():
-                    split_of[line.strip()] = split
-    entries = []
-    for number, line in _decoded_lines(token_path, report):
-        if not line.strip():
-            continue
-        reference, sep, caption = line.partition("\t")
-        if not sep:
-            report.skip("malformed line", f"{os.path.basename(token_path)}:{number}")
-            continue
-        image = reference.split("#", 1)[0]
-        entries.append((image, caption, split_of.get(image) if split_of else None))
-    return image_dir, entries
-
-
-def _load_json(path, report):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8: {error}") from error
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
-
-
-def read_karpathy_json(json_path, report, data=None):
-    data = data or _load_json(json_path, report)
-    root = os.path.dirname(os.path.abspath(json_path))
-    entries = []
-    for item in data.get("images", []):
-        filename = item.get("filename")
-        if not filename:
-            report.skip("malformed record", json.dumps(item)[:80])
-            continue
-        filepath = item.get("filepath", "")
-        candidates = [
-            os.path.join(filepath, filename),
-            os.path.join("images", filepath, filename),
-            filename,
-            os.path.join("images", filename),
-        ]
-        reference = next(
-            (c for c in candidates if os.path.isfile(os.path.join(root, c))),
-            candidates[0],
-        )
-        for sentence in item.get("sentences", []):
-            entries.append((reference, sentence.get("raw", ""), item.get("split")))
-    return root, entries
-
-
-def read_coco_captions(json_paths, report):
-    json_paths = sorted(json_paths)
-    annotations_dir = os.path.dirname(os.path.abspath(json_paths[0]))
-    root = (
-        os.path.dirname(annotations_dir)
-        if os.path.basename(annotations_dir) == "annotations"
-        else annotations_dir
-    )
-    entries = []
-    for path in json_paths:
-        data = _load_json(path, report)
-        # captions_train2017.json -> folder "train2017", split "train"
-        folder = os.path.splitext(os.path.basename(path))[0].replace("captions_", "")
-        split = next(
-            (s for s in ("train", "val", "test") if folder.startswith(s)), None
-        )
-        files = {image["id"]: image["file_name"] for image in data.get("images", [])}
-        for annotation in data.get("annotations", []):
-            name = files.get(annotation.get("image_id"))
-            if name is None:
-                report.skip(
-                    "caption of an unknown image id", annotation.get("image_id")
-                )
-                continue
-            candidates = [
-                os.path.join(folder, name),
-                os.path.join("images", folder, name),
-                os.path.join("images", name),
-                name,
-            ]
-            reference = next(
-                (c for c in candidates if os.path.isfile(os.path.join(root, c))),
-                candidates[0],
-            )
-            entries.append((reference, annotation.get("caption", ""), split))
-    return root, entries
-
-
-def read_jsonl_manifest(manifest_path, report):
-    root = os.path.dirname(os.path.abspath(manifest_path))
-    entries = []
-    name = os.path.basename(manifest_path)
-    for number, line in _decoded_lines(manifest_path, report):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            report.skip("malformed line", f"{name}:{number}")
-            continue
-        if (
-            not isinstance(record, dict)
-            or "image" not in record
-            or "caption" not in record
-        ):
-            report.skip("record without image or caption", f"{name}:{number}")
-            continue
-        entries.append((str(record["image"]), record["caption"], record.get("split")))
-    return root, entries
-
-
-def detect_layout(path):
-    """Returns `(layout, files)` for a data path, or raises naming what it sought."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Data path not found: {path!r}.")
-    if os.path.isfile(path):
-        lower = os.path.basename(path).lower()
-        if lower.endswith(".jsonl"):
-            return "jsonl", [path]
-        if lower.endswith(".json"):
-            with open(path, encoding="utf-8", errors="replace") as f:
-                head = f.read(4096)
-            return (
-                "coco"
-                if '"annotations"' in head or "captions_" in lower
-                else "karpathy"
-            ), [path]
-        if "token" in lower:
-            return "flickr8k", [path]
-        return "kaggle", [path]
-    for name in ("captions.txt", "captions.csv"):
-        if os.path.isfile(os.path.join(path, name)):
-            return "kaggle", [os.path.join(path, name)]
-    tokens = sorted(glob.glob(os.path.join(path, "*token.txt")))
-    if tokens:
-        preferred = [t for t in tokens if "lemma" not in t.lower()]
-        return "flickr8k", [(preferred or tokens)[0]]
-    karpathy = sorted(glob.glob(os.path.join(path, "dataset_*.json")))
-    if karpathy:
-        return "karpathy", [karpathy[0]]
-    coco = sorted(glob.glob(os.path.join(path, "annotations", "captions_*.json")))
-    if coco:
-        return "coco", coco
-    manifests = sorted(glob.glob(os.path.join(path, "*.jsonl")))
-    if manifests:
-        return "jsonl", [manifests[0]]
-    raise ValueError(
-        f"No known dataset layout in {path!r}: looked for captions.txt, "
-        "*token.txt (Flickr8k), dataset_*.json (Karpathy), "
-        "annotations/captions_*.json (COCO) and *.jsonl."
-    )
-
-
-def read_entries(path, report):
-    layout, files = detect_layout(path)
-    if layout == "kaggle":
-        image_dir, entries = read_kaggle_captions(files[0], report)
-    elif layout == "flickr8k":
-        image_dir, entries = read_flickr8k_tokens(files[0], report)
-    elif layout == "karpathy":
-        image_dir, entries = read_karpathy_json(files[0], report)
-    elif layout == "coco":
-        image_dir, entries = read_coco_captions(files, report)
-    else:
-        image_dir, entries = read_jsonl_manifest(files[0], report)
-    return layout, image_dir, entries
 
 
 # ----------------------------------------------------------------------------
@@ -398,8 +154,6 @@ def load_retrieval_data(
     Returns:
         A `RetrievalData`.
     """
-    from retrieval.records import is_prepared
-
     if os.path.isdir(path) and is_prepared(path):
         return load_prepared(path, verbose)
     report = SkipReport(path)
@@ -462,8 +216,6 @@ def load_retrieval_data(
 
 def load_prepared(path, verbose=True):
     """A `RetrievalData` over the shards `python -m retrieval prepare` wrote."""
-    from retrieval.records import read_metadata, read_split_index
-
     metadata = read_metadata(path)
     images, captions, splits = [], [], []
     for split in SPLITS:
@@ -494,172 +246,3 @@ def load_prepared(path, verbose=True):
             f"test {counts['test']} images)"
         )
     return data
-
-
-# ----------------------------------------------------------------------------
-# tf.data pipelines.
-
-
-def _load_image(path, image_size):
-    return decode_and_resize(tf.io.read_file(path), image_size)
-
-
-def _caption_table(captions):
-    """Captions as a padded string matrix `[N, max]` and counts `[N]`."""
-    longest = max(len(c) for c in captions)
-    table = np.array([c + [""] * (longest - len(c)) for c in captions], dtype=object)
-    counts = np.array([len(c) for c in captions], dtype=np.int32)
-    return table.astype(str), counts
-
-
-def _augment(image, image_size, seed):
-    # A mild random crop; no flips or colour changes, which would contradict
-    # captions that name sides and colours. `seed`: int64 [2], stateless.
-    scale = tf.random.stateless_uniform((), seed, 0.85, 1.0)
-    size = tf.cast(tf.round(scale * image_size), tf.int32)
-    image = tf.image.stateless_random_crop(image, (size, size, 3), seed + [0, 1])
-    image = tf.image.resize(image, (image_size, image_size), antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-
-
-def _parse_record(record):
-    """A prepared `tf.train.Example` -> `(image bytes, captions [n], n)`."""
-    example = tf.io.parse_single_example(
-        record,
-        {
-            "image": tf.io.FixedLenFeature([], tf.string),
-            "captions": tf.io.VarLenFeature(tf.string),
-        },
-    )
-    texts = tf.sparse.to_dense(example["captions"])
-    return example["image"], texts, tf.shape(texts, out_type=tf.int32)[0]
-
-
-def training_dataset(
-    image_paths,
-    captions,
-    image_size,
-    batch_size,
-    augment=False,
-    cache="none",
-    seed=0,
-    drop_remainder=True,
-    shuffle_buffer=2048,
-    first_epoch=0,
-    epochs=1,
-    steps_per_epoch=None,
-    worker=(0, 1),
-):
-    """`(images uint8 [B, S, S, 3], text string [B])` batches of epochs
-    `first_epoch .. epochs - 1` one after the other, with one random caption
-    per image per epoch (so a batch holds no two copies of an image).
-
-    Each epoch is one pass over the images in an order, a choice of captions
-    and crops that depend only on `seed` and the epoch's number
-    (`common.data.epochs`), so a run resumed at epoch `e` sees what an
-    uninterrupted one would have.
-
-    Args:
-        image_paths: image file paths, or a `PreparedImages` (shards).
-        cache: `"memory"`, `"none"`, or a file path prefix for a disk cache of
-            the decoded, resized images. Cached images are shuffled all
-            together; uncached ones are shuffled before decoding (paths all
-            together, prepared records in a file order shuffled each epoch
-            and a `shuffle_buffer` of encoded images), so memory does not grow
-            with the dataset.
-        first_epoch: the epoch the stream starts with.
-        epochs: the epoch it ends before.
-        steps_per_epoch: batches per epoch (default: one pass); prepared
-            shards repeat within an epoch until it is full (the shards of
-            one worker may hold fewer images than the others').
-        worker: `(index, count)`: with prepared shards, this worker reads
-            shard files `index`, `index + count`, ... (a cluster split by
-            file).
-    """
-    cached = bool(cache) and cache != "none"
-    prepared = isinstance(image_paths, PreparedImages)
-    if prepared:
-        worker_index, workers = worker
-        files = list(image_paths.files)[worker_index::workers]
-        if not files:
-            raise ValueError(
-                f"Worker {worker_index} of {workers} has no shard file to read: "
-                f"{len(image_paths.files)} shards."
-            )
-        size = max(1, len(image_paths) * len(files) // len(image_paths.files))
-        buffer = size if cached else min(size, shuffle_buffer)
-
-        def source(order_seed):  # None: shard order, else shuffled by it
-            records = read_shards(files, order_seed)
-            return records.map(_parse_record, num_parallel_calls=tf.data.AUTOTUNE)
-
-        def load(image, texts, count):
-            return decode_and_resize(image, image_size), texts, count
-    else:
-        table, counts = _caption_table(captions)
-        rows = tf.data.Dataset.from_tensor_slices((list(image_paths), table, counts))
-        buffer = len(image_paths)
-
-        def source(order_seed):
-            return rows
-
-        def load(path, texts, count):
-            return _load_image(path, image_size), texts, count
-
-    if cached:
-        decoded = source(None).map(
-            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        decoded = decoded.cache() if cache == "memory" else decoded.cache(cache)
-
-    def pick(element, element_seed):
-        image, texts, count = element
-        index = tf.random.stateless_uniform((), element_seed, 0, count, dtype=tf.int32)
-        if augment:
-            image = _augment(image, image_size, element_seed + [0, 2])
-        return image, texts[index]
-
-    def one_epoch(epoch):
-        this_seed = epoch_seed(seed, epoch)
-        if cached:
-            dataset = decoded.shuffle(buffer, seed=this_seed)
-        else:
-            dataset = source(this_seed).shuffle(buffer, seed=this_seed)
-            dataset = dataset.map(
-                load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-            )
-        if prepared and steps_per_epoch:
-            dataset = dataset.repeat()
-        dataset = stateless_seeds(dataset, this_seed).map(
-            pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        return dataset.take(steps_per_epoch) if steps_per_epoch else dataset
-
-    stream = epoch_stream(one_epoch, first_epoch, epochs)
-    return stream.prefetch(tf.data.AUTOTUNE)
-
-
-def image_dataset(image_paths, image_size, batch_size):
-    """Batches of uint8 images in order (for embedding a gallery); takes image
-    paths or a `PreparedImages`."""
-    if isinstance(image_paths, PreparedImages):
-        dataset = tf.data.TFRecordDataset(list(image_paths.files)).map(
-            lambda record: decode_and_resize(_parse_record(record)[0], image_size),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    else:
-        dataset = tf.data.Dataset.from_tensor_slices(list(image_paths)).map(
-            lambda path: _load_image(path, image_size),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def flatten_captions(captions):
-    """`(texts, text_to_image)` with every caption once, in image order."""
-    texts, text_to_image = [], []
-    for index, image_captions in enumerate(captions):
-        texts.extend(image_captions)
-        text_to_image.extend([index] * len(image_captions))
-    return texts, np.asarray(text_to_image, dtype=np.int64)

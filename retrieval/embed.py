@@ -4,8 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from common.metrics import retrieval_metrics
-from retrieval.data import flatten_captions, image_dataset
 from retrieval.grounding import attention_maps, pointing_game
+from retrieval.pipeline import flatten_captions, image_dataset
 
 
 def _compiled(model, name):

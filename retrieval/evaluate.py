@@ -4,10 +4,10 @@ import os
 
 from common.data.files import write_json_atomically
 from common.training import RunDirectory
-from retrieval.data import PreparedImages
 from retrieval.embed import evaluate_embeddings
 from retrieval.grounding import boxes_for, find_boxes, read_boxes
 from retrieval.model import load_trained_model
+from retrieval.records import PreparedImages
 from retrieval.train import choose_rerank_weight, load_data
 
 

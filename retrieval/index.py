@@ -16,6 +16,7 @@ from common.export.versioned import list_versions, next_version
 from common.serving.checks import ensure_batch, ensure_same_batch
 from common.serving.warmup import sample_jpeg, write_warmup_requests
 from retrieval.data import check_image
+from retrieval.records import is_prepared, parse_example, read_metadata, shard_files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -258,22 +259,11 @@ def _folder_batches(images_dir, files, batch_size, report):
 def _prepared_batches(folder, pattern, shard, batch_size):
     """`(ids, encoded images)` batches streamed from `retrieval prepare` shards
     (images validated when they were prepared)."""
-    from retrieval.records import read_metadata
-
-    metadata = read_metadata(folder)
-    files = [
-        os.path.join(folder, name)
-        for split in ("train", "val", "test")
-        for name in metadata["shards"][split]
-    ]
-    spec = {
-        "image": tf.io.FixedLenFeature([], tf.string),
-        "id": tf.io.FixedLenFeature([], tf.string),
-    }
+    files = shard_files(folder, ("train", "val", "test"))
     dataset = tf.data.TFRecordDataset(files)
     if shard is not None:
         dataset = dataset.shard(shard[1], shard[0])
-    dataset = dataset.map(lambda r: tf.io.parse_single_example(r, spec))
+    dataset = dataset.map(parse_example)
     for batch in dataset.batch(batch_size).prefetch(2):
         ids = [i.decode("utf-8") for i in batch["id"].numpy()]
         keep = [
@@ -503,8 +493,6 @@ def build_index(
     version folder(s): one path, or a list for a sharded index. Ids are the
     image paths relative to the image folder.
     """
-    from retrieval.records import is_prepared, read_metadata
-
     if max_shard_images is not None and max_shard_images < 1:
         raise ValueError(
             f"--max-shard-images must be at least 1; received {max_shard_images}."

@@ -1,25 +1,17 @@
 """Image-caption datasets written once as sharded TFRecords.
 
 `prepare(data, output)` reads any layout `retrieval.data` knows (validating
-every image and caption as training does), splits it, and writes
-`output/<split>-NNNNN-of-MMMMM.tfrecord` shards of `tf.train.Example`s:
-
-- `image`: the image file's encoded bytes, unchanged (training decodes and
-  resizes them as it does files, so any `data.image_size` works);
-- `captions`: the image's captions;
-- `id`: the image path relative to the data's image folder.
-
-`output/prepare.json` records the settings, the image folder and the shard
-names; `output/<split>.jsonl` lists each shard's images in order with their
-captions (so training adapts its vocabulary and evaluation matches captions
-without reading images). Shards are written as hidden temporary files renamed
+every image and caption as training does), splits it, and writes the shards,
+`prepare.json` and split indexes of the format `retrieval.records` defines
+(images kept encoded, so any `data.image_size` works; the split indexes let
+training adapt its vocabulary and evaluation match captions without reading
+images). Shards are written as hidden temporary files renamed
 when complete: a rerun keeps finished shards and writes the missing ones. A
 prepared folder is a `--data` like any other: `retrieval train --data OUTPUT`
 reads its shards, and under `--strategy multi_worker` each worker reads its
 own shard files.
 """
 
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,29 +26,13 @@ from common.data.shards import (
     write_shard,
 )
 from common.data.splits import SPLITS
-from retrieval.records import KIND, METADATA
+from retrieval.data import load_retrieval_data
+from retrieval.records import KIND, METADATA, encode_example, split_index_lines
 
 
 def _read(path):
     with open(path, "rb") as f:
         return f.read()
-
-
-def _example(image_bytes, captions, image_id):
-    import tensorflow as tf
-
-    def byte_strings(values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                "image": byte_strings([image_bytes]),
-                "captions": byte_strings([c.encode("utf-8") for c in captions]),
-                "id": byte_strings([image_id.encode("utf-8")]),
-            }
-        )
-    ).SerializeToString(deterministic=True)
 
 
 def prepare(
@@ -71,8 +47,6 @@ def prepare(
     verbose=True,
 ):
     """Writes the shards of `data_path` into `output`; returns the metadata."""
-    from retrieval.data import load_retrieval_data
-
     if os.path.abspath(data_path) == os.path.abspath(output):
         raise ValueError("--output must be a folder other than --data.")
     data = load_retrieval_data(
@@ -106,7 +80,7 @@ def prepare(
         for (path, captions), image in zip(
             shard_items, pool.map(_read, paths), strict=True
         ):
-            yield _example(image, captions, os.path.relpath(path, data.root))
+            yield encode_example(image, captions, os.path.relpath(path, data.root))
 
     with (
         ThreadPoolExecutor(max(1, workers)) as pool,
@@ -115,14 +89,7 @@ def prepare(
         for _, name, shard_items in shards:
             write_shard(os.path.join(output, name), records(shard_items, pool))
     for split in SPLITS:
-        lines = [
-            json.dumps(
-                {"id": os.path.relpath(path, data.root), "captions": captions},
-                ensure_ascii=False,
-            )
-            + "\n"
-            for path, captions in items[split]
-        ]
+        lines = split_index_lines(items[split], data.root)
         write_atomically(os.path.join(output, f"{split}.jsonl"), "".join(lines))
     metadata["shards"] = {
         split: [name for s, name, _ in plan if s == split] for split in SPLITS

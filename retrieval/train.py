@@ -23,7 +23,7 @@ from common.training import (
 from common.training.config import save_config
 from common.training.faults import maybe_kill
 from retrieval.config import RetrievalConfig
-from retrieval.data import PreparedImages, load_retrieval_data, training_dataset
+from retrieval.data import load_retrieval_data
 from retrieval.demo_data import generate_demo_data
 from retrieval.embed import RERANK_WEIGHTS, evaluate_embeddings
 from retrieval.model import (
@@ -32,6 +32,8 @@ from retrieval.model import (
     load_trained_model,
     load_vocabulary,
 )
+from retrieval.pipeline import training_dataset
+from retrieval.records import PreparedImages
 
 VALIDATION_KEYS = ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5", "rsum")
 

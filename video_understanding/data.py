@@ -139,17 +139,18 @@ def _read_folders(root, report):
 
 
 def detect_layout(path):
+    """Returns `(layout, files)` for a data path: the manifest, or the folder."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"Data path not found: {path!r}.")
     if os.path.isfile(path):
         if path.lower().endswith(".csv"):
-            return "csv", path
+            return "csv", [path]
         raise ValueError(f"{path!r}: expected a .csv manifest or a folder.")
     if os.path.isfile(os.path.join(path, "manifest.csv")):
-        return "csv", os.path.join(path, "manifest.csv")
+        return "csv", [os.path.join(path, "manifest.csv")]
     if os.path.isdir(os.path.join(path, "ucfTrainTestlist")):
-        return "ucf101", path
-    return "folders", path
+        return "ucf101", [path]
+    return "folders", [path]
 
 
 def load_video_data(
@@ -157,13 +158,13 @@ def load_video_data(
 ):
     """Reads, checks and splits a labelled video dataset; returns `VideoData`."""
     report = SkipReport(path)
-    layout, source = detect_layout(path)
+    layout, files = detect_layout(path)
     if layout == "csv":
-        root, entries = _read_csv(source, report)
+        root, entries = _read_csv(files[0], report)
     elif layout == "ucf101":
-        root, entries = _read_ucf101(source, split_index, report)
+        root, entries = _read_ucf101(files[0], split_index, report)
     else:
-        root, entries = _read_folders(source, report)
+        root, entries = _read_folders(files[0], report)
     seen = set()
     paths, labels, splits = [], [], []
     for reference, clip_labels, split in entries:

@@ -9,8 +9,8 @@ from common.data.files import write_json_atomically
 from common.metrics import classification_report, plot_confusion_matrix
 from common.training import RunDirectory
 from video_understanding.model import load_trained_model
-from video_understanding.prepare import is_prepared, read_metadata, split_size
-from video_understanding.train import make_dataset
+from video_understanding.pipeline import make_dataset
+from video_understanding.records import is_prepared, read_metadata, split_size
 
 
 def evaluation_data(config, classes, data_path):

@@ -497,7 +497,7 @@ def load_trained_model(run_dir):
     from common.training.callbacks import RunDirectory
     from common.training.config import load_config
     from video_understanding.config import VideoConfig
-    from video_understanding.prepare import read_metadata
+    from video_understanding.records import read_metadata
 
     run = RunDirectory(run_dir)
     config = load_config(VideoConfig, run.config)

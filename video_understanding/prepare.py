@@ -13,7 +13,8 @@ split seed) before they are cut into shards, so a shard mixes classes.
 shard and how many have no sound (a rerun with other settings is refused);
 `output/skipped.json` lists every clip left out, once, with its reason,
 whether the loader refused it (missing, empty, not a video) or it failed to
-decode. `prepared_dataset(output, split)` reads the shards back with tf.data.
+decode. The format is `video_understanding.records`'; `video_understanding.pipeline`
+reads it back with tf.data.
 """
 
 import io
@@ -31,17 +32,18 @@ from common.data.files import write_json_atomically
 from common.data.shards import (
     check_same_preparation,
     plan_shards,
-    read_shards,
     split_settings,
     write_shard,
 )
 from common.data.video import ClipDecodeError, decode_clip
 from video_understanding.config import check_clip_seconds
 from video_understanding.data import SPLITS, load_video_data
-
-METADATA = "prepare.json"
-SKIPPED = "skipped.json"
-KIND = "video_understanding"
+from video_understanding.records import (
+    KIND,
+    METADATA,
+    SKIPPED,
+    encode_example,
+)
 
 
 def _jpeg(frame):
@@ -87,30 +89,6 @@ def decode_for_shard(clips, settings):
             }
         )
     return records, problems
-
-
-def _example(record):
-    import tensorflow as tf
-
-    def int64s(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-    def byte_strings(values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-
-    features = {
-        "frames": byte_strings(record["frames"]),
-        "audio": byte_strings([record["audio"]]),
-        "labels": int64s(record["labels"]),
-        "audio_present": int64s([record["audio_present"]]),
-        "audio_samples": int64s([record["audio_samples"]]),
-        "frames_decoded": int64s([record["frames_decoded"]]),
-        "path": byte_strings([record["path"].encode()]),
-        "duration": tf.train.Feature(
-            float_list=tf.train.FloatList(value=[record["duration"]])
-        ),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=features))
 
 
 def plan_video_shards(data, shard_size, seed=0):
@@ -225,10 +203,7 @@ def prepare(
                         records, shard_problems = future.result()
                         write_shard(
                             os.path.join(output, futures[future]),
-                            (
-                                _example(record).SerializeToString(deterministic=True)
-                                for record in records
-                            ),
+                            (encode_example(record) for record in records),
                         )
                         stats[futures[future]] = _shard_stats(None, records)
                         problems.update(dict(shard_problems))
@@ -271,106 +246,3 @@ def prepare(
         if problems:
             print("Skipped: " + report.summary())
     return metadata
-
-
-def read_metadata(folder):
-    """The `prepare.json` of a prepared video folder; `ValueError` naming the
-    folder when it was written by another application."""
-    with open(os.path.join(folder, METADATA), encoding="utf-8") as f:
-        metadata = json.load(f)
-    kind = metadata.get("kind", KIND)
-    if kind != KIND:
-        raise ValueError(
-            f"{folder} holds data prepared by `{kind}`, not by video_understanding "
-            "prepare."
-        )
-    return metadata
-
-
-def is_prepared(folder):
-    return os.path.isfile(os.path.join(folder, METADATA))
-
-
-def split_size(folder, split, metadata=None):
-    """How many clips the prepared `split` holds."""
-    metadata = metadata or read_metadata(folder)
-    if "counts" in metadata:
-        return metadata["counts"][split]
-    import tensorflow as tf
-
-    files = [os.path.join(folder, n) for n in metadata["shards"][split]]
-    return sum(1 for _ in tf.data.TFRecordDataset(files)) if files else 0
-
-
-def prepared_records(output, split, shuffle_seed=None, metadata=None):
-    """The serialized records of `split`, in shard order; with `shuffle_seed`
-    from shards in an order shuffled each epoch, read four at a time (a
-    file-level source, so `tf.distribute` can give each worker its own
-    files)."""
-    import tensorflow as tf
-
-    metadata = metadata or read_metadata(output)
-    files = [os.path.join(output, n) for n in metadata["shards"][split]]
-    if not files:
-        raise ValueError(f"No {split!r} shards in {output}.")
-    if shuffle_seed is None:
-        return tf.data.TFRecordDataset(files)
-    return read_shards(files, shuffle_seed, cycle_length=4)
-
-
-def record_parser(settings):
-    """A function: serialized record -> `({"frames": uint8 [T, S, S, 3],
-    "audio": float32 [num_samples], "audio_present": bool}, labels int64 [k])`.
-
-    The audio is cropped or padded with silence to the prepared window, so
-    folders prepared without a fixed one still batch.
-    """
-    import tensorflow as tf
-
-    size, frames = settings["frame_size"], settings["num_frames"]
-    clip_seconds = settings.get("clip_seconds")
-    num_samples = settings.get("num_samples") or (
-        int(round(clip_seconds * settings["sample_rate"])) if clip_seconds else None
-    )
-    spec = {
-        "frames": tf.io.FixedLenFeature([frames], tf.string),
-        "audio": tf.io.FixedLenFeature([], tf.string),
-        "labels": tf.io.VarLenFeature(tf.int64),
-        "audio_present": tf.io.FixedLenFeature([1], tf.int64),
-    }
-
-    def parse(record):
-        example = tf.io.parse_single_example(record, spec)
-        images = tf.map_fn(
-            lambda jpeg: tf.io.decode_jpeg(jpeg, channels=3),
-            example["frames"],
-            fn_output_signature=tf.TensorSpec((size, size, 3), tf.uint8),
-        )
-        pcm = tf.io.decode_raw(example["audio"], tf.int16)
-        audio = tf.cast(pcm, tf.float32) / 32767.0
-        if num_samples is not None:
-            audio = audio[:num_samples]
-            audio = tf.pad(audio, [[0, num_samples - tf.shape(audio)[0]]])
-            audio = tf.ensure_shape(audio, (num_samples,))
-        inputs = {
-            "frames": images,
-            "audio": audio,
-            "audio_present": tf.cast(example["audio_present"][0], tf.bool),
-        }
-        return inputs, tf.sparse.to_dense(example["labels"])
-
-    return parse
-
-
-def prepared_dataset(output, split, batch_size=None):
-    """`({"frames": uint8 [T, S, S, 3], "audio": float32 [N], "audio_present":
-    bool}, labels int64 [k])` examples from the shards of `split`, in order."""
-    import tensorflow as tf
-
-    metadata = read_metadata(output)
-    dataset = prepared_records(output, split, metadata=metadata).map(
-        record_parser(metadata["settings"]), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    if batch_size:
-        dataset = dataset.padded_batch(batch_size)
-    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,5 +1,5 @@
-"""Training of the video model in a run directory: the prepared data, its
-tf.data pipeline, the fit.
+"""Training of the video model in a run directory: the prepared data, the
+cache choice, the fit.
 
 Raw clips are decoded once by `prepare` into `runs/NAME/prepared/` (a
 `--data` folder that already holds `prepare.json` is used as it is), so
@@ -10,9 +10,7 @@ import os
 
 import keras
 
-from common.data.epochs import epoch_seed, epoch_stream
 from common.data.files import write_atomically
-from common.data.shards import read_shards
 from common.training import (
     WarmupCosineDecay,
     finish_training,
@@ -25,15 +23,13 @@ from common.training import (
 from common.training.optimizers import TowerAdamW
 from video_understanding.config import VideoConfig
 from video_understanding.demo_data import generate_demo_clips, generate_sync_clips
-from video_understanding.model import (
-    build_model,
-)
-from video_understanding.prepare import (
+from video_understanding.model import build_model
+from video_understanding.pipeline import make_dataset
+from video_understanding.prepare import prepare
+from video_understanding.records import (
+    clip_bytes,
     is_prepared,
-    prepare,
-    prepared_records,
     read_metadata,
-    record_parser,
     split_size,
 )
 
@@ -94,112 +90,6 @@ def adopt_decoding(config, metadata, verbose=True):
     if changed and verbose:
         print("Decoding as the prepared data was: " + ", ".join(changed))
     return config
-
-
-def clip_bytes(settings):
-    """Decoded size of one prepared clip: frames (uint8) and audio (float32)."""
-    frames = settings["num_frames"] * settings["frame_size"] ** 2 * 3
-    samples = settings.get("num_samples") or int(
-        round((settings.get("clip_seconds") or 10.0) * settings["sample_rate"])
-    )
-    return frames + 4 * samples
-
-
-def make_dataset(
-    prepared,
-    split,
-    batch_size,
-    num_classes,
-    multi_label,
-    shuffle,
-    cache="none",
-    seed=0,
-    shuffle_buffer=256,
-    first_epoch=0,
-    epochs=1,
-    worker=(0, 1),
-):
-    """Batches of `(inputs, targets)` from prepared shards.
-
-    `cache` is `"memory"`, `"none"` or a disk-cache file prefix (see
-    `common.data.cache.choose_cache`). Cached data is decoded once and
-    shuffled all together; streamed data is shuffled before decoding (shard
-    order each epoch, then a `shuffle_buffer` of encoded records), so memory
-    does not grow with the dataset.
-
-    With `shuffle` (training) the result is epochs `first_epoch .. epochs -
-    1` of `ceil(clips / batch_size)` batches each, one after the other, in an order
-    that depends only on `seed` and the epoch (`common.data.epochs`: a
-    resumed run sees what an uninterrupted one would have); `worker=(index,
-    count)` reads shard files `index, index + count, ...` (a cluster split
-    by file), repeating them within an epoch until it is full. Without
-    `shuffle`, one pass in shard order.
-    """
-    import tensorflow as tf
-
-    metadata = read_metadata(prepared)
-    if not metadata["settings"].get("clip_seconds"):
-        raise ValueError(
-            f"{prepared} was prepared without a fixed clip window, so its clips' "
-            "sound has different lengths and cannot batch: prepare it again "
-            "(`prepare --clip-seconds`, 10 s by default)."
-        )
-    parse = record_parser(metadata["settings"])
-
-    def to_targets(inputs, labels):
-        if multi_label:
-            hot = tf.reduce_max(tf.one_hot(labels, num_classes), axis=0)
-            return inputs, hot
-        return inputs, labels[0]
-
-    def decode(record):
-        return to_targets(*parse(record))
-
-    cached = cache != "none"
-    count = split_size(prepared, split, metadata)
-    steps = -(-count // batch_size)
-
-    def cache_of(dataset):
-        dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-        return dataset.cache() if cache == "memory" else dataset.cache(cache)
-
-    if not shuffle:
-        records = prepared_records(prepared, split, None, metadata)
-        if cached:
-            dataset = cache_of(records)
-        else:
-            dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-        dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-        return dataset.apply(tf.data.experimental.assert_cardinality(steps))
-
-    worker_index, workers = worker
-    files = [os.path.join(prepared, n) for n in metadata["shards"][split]]
-    files = files[worker_index::workers]
-    if not files:
-        raise ValueError(
-            f"Worker {worker_index} of {workers} has no {split!r} shard file to "
-            f"read in {prepared}."
-        )
-    split_by_file = workers > 1
-    if cached:
-        decoded = cache_of(tf.data.TFRecordDataset(files))
-
-    def one_epoch(epoch):
-        this_seed = epoch_seed(seed, epoch)
-        if cached:
-            dataset = decoded.shuffle(max(count, 1), seed=this_seed)
-        else:
-            records = read_shards(files, this_seed, cycle_length=4)
-            records = records.shuffle(max(1, min(count, shuffle_buffer)), this_seed)
-            dataset = records.map(
-                decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-            )
-        if split_by_file:
-            dataset = dataset.repeat()
-        return dataset.batch(batch_size).take(steps)
-
-    stream = epoch_stream(one_epoch, first_epoch, epochs)
-    return stream.prefetch(tf.data.AUTOTUNE)
 
 
 def cache_choices(config, metadata, verbose=True):

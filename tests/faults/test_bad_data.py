@@ -36,8 +36,9 @@ def png_claiming(width, height):
 class RetrievalBadInputsTest(TestCase):
     def test_bad_images_and_captions(self):
         from retrieval.config import get_config
-        from retrieval.data import load_retrieval_data, training_dataset
+        from retrieval.data import load_retrieval_data
         from retrieval.model import build_model
+        from retrieval.pipeline import training_dataset
 
         root = self.get_temp_dir()
         images = os.path.join(root, "Images")
@@ -131,7 +132,8 @@ class VideoBadInputsTest(TestCase):
         """Each known bad file has one asserted outcome: kept with a given
         number of decoded frames and sound or not, or skipped, listed once in
         `skipped.json` with its reason."""
-        from video_understanding.prepare import prepare, record_parser
+        from video_understanding.prepare import prepare
+        from video_understanding.records import record_parser
 
         root = self.get_temp_dir()
         data = os.path.join(root, "clips")

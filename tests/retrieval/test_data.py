@@ -4,12 +4,9 @@ import os
 import numpy as np
 
 from common.testing import TestCase
-from retrieval.data import (
-    detect_layout,
-    flatten_captions,
-    load_retrieval_data,
-    training_dataset,
-)
+from retrieval.data import load_retrieval_data
+from retrieval.layouts import detect_layout
+from retrieval.pipeline import flatten_captions, training_dataset
 from tests.retrieval.helpers import write_image
 
 

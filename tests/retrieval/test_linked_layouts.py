@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from common.testing import TestCase
-from retrieval.data import image_dataset, load_retrieval_data
+from retrieval.data import load_retrieval_data
+from retrieval.pipeline import image_dataset
 from tests.retrieval.helpers import write_image
 
 NAMES = ["a.jpg", "b.jpg", "c.jpg"]

@@ -11,14 +11,11 @@ from PIL import Image
 
 from common.testing import TestCase
 from retrieval.__main__ import main
-from retrieval.data import (
-    PreparedImages,
-    image_dataset,
-    load_retrieval_data,
-    training_dataset,
-)
+from retrieval.data import load_retrieval_data
 from retrieval.demo_data import generate_demo_data
+from retrieval.pipeline import image_dataset, training_dataset
 from retrieval.prepare import prepare
+from retrieval.records import PreparedImages
 
 
 def digest(array):

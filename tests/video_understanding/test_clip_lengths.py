@@ -81,8 +81,8 @@ class ClipLengthsTest(TestCase):
         import tensorflow as tf
 
         from video_understanding.__main__ import main
+        from video_understanding.pipeline import make_dataset
         from video_understanding.prepare import prepare
-        from video_understanding.train import make_dataset
 
         output = os.path.join(self.get_temp_dir(), "prepared")
         metadata = prepare(
@@ -123,7 +123,7 @@ class ClipLengthsTest(TestCase):
             self.assertGreater(len(orders), 1)  # reshuffled between epochs
         # each record's sound against its clip's tone
         files = [os.path.join(output, n) for n in metadata["shards"]["train"]]
-        from video_understanding.prepare import record_parser
+        from video_understanding.records import record_parser
 
         parse = record_parser(metadata["settings"])
         for raw in tf.data.TFRecordDataset(files):

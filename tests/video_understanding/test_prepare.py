@@ -6,7 +6,8 @@ import numpy as np
 from common.data.video import decode_clip
 from common.testing import TestCase
 from video_understanding.demo_data import generate_demo_clips
-from video_understanding.prepare import prepare, prepared_dataset
+from video_understanding.pipeline import prepared_dataset
+from video_understanding.prepare import prepare
 
 
 class PrepareTest(TestCase):
