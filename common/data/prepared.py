@@ -25,7 +25,9 @@ def read_metadata(folder, kind):
             metadata = json.load(f)
     except ValueError as error:
         raise ValueError(f"{path} is not valid JSON ({error}).") from None
-    found = metadata.get("kind", kind) if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} does not hold a JSON object.")
+    found = metadata.get("kind", kind)
     if found != kind:
         raise ValueError(
             f"{folder} holds data prepared by `{found}`, not by `{kind} prepare`."
