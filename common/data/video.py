@@ -142,6 +142,147 @@ def sample_times(start, window, num_frames):
     return start + step * (np.arange(num_frames) + 0.5)
 
 
+class _FrameSampler:
+    """Keeps the decoded frames nearest to the target times of a window.
+
+    With `targets` (a known duration) each frame that covers one or more
+    targets is resized once and kept for them; decoding can stop when every
+    target is covered. Without (an unknown duration) every frame is kept with
+    its time, and the picks are made once the clip's length is known.
+    """
+
+    def __init__(self, targets, num_frames, frame_size, frame_rate):
+        self.targets = targets
+        self.num_frames = num_frames
+        self.frame_size = frame_size
+        # A frame that starts within half a frame before a target covers it.
+        self.slack = 0.5 / frame_rate
+        self.frame_rate = frame_rate
+        self.reformatter = VideoReformatter()
+        self.frames = [None] * num_frames
+        self.kept = []  # (time, frame) for clips of unknown duration
+        self.next_target = 0
+        self.last_frame = None
+
+    def _image(self, frame):
+        return _resize_and_crop(frame, self.frame_size, self.reformatter)
+
+    @property
+    def decoded_any(self):
+        return self.last_frame is not None or bool(self.kept)
+
+    def add(self, frame):
+        """Takes one decoded frame; returns whether every target is covered."""
+        if frame.time is None:
+            return False
+        if self.targets is None:
+            self.kept.append((frame.time, self._image(frame)))
+            return False
+        covered = self.next_target
+        while covered < self.num_frames and frame.time >= (
+            self.targets[covered] - self.slack
+        ):
+            covered += 1
+        if covered > self.next_target:
+            image = self._image(frame)
+            for index in range(self.next_target, covered):
+                self.frames[index] = image
+            self.next_target = covered
+        self.last_frame = frame
+        return self.next_target >= self.num_frames
+
+    def picked(self, path, clip_seconds, mode, rng):
+        """`(frames, distinct, window or None)`: for a clip of unknown
+        duration, the `(start, window, duration)` found from its frames."""
+        if self.targets is None:
+            if not self.kept:
+                raise ClipDecodeError(f"{path}: no decodable video frame.")
+            duration = self.kept[-1][0] + 1.0 / self.frame_rate
+            start, window = choose_window(duration, clip_seconds, mode, rng)
+            times = np.array([t for t, _ in self.kept])
+            # The same rule as with targets: the first frame that starts at
+            # most half a frame before the target.
+            targets = sample_times(start, window, self.num_frames)
+            picks = np.searchsorted(times, targets - self.slack)
+            picks = np.minimum(picks, len(self.kept) - 1)
+            frames = [self.kept[i][1] for i in picks]
+            return frames, len(set(picks.tolist())), (start, window, duration)
+        decoded = [f for f in self.frames if f is not None]
+        if not decoded and self.last_frame is None:
+            raise ClipDecodeError(f"{path}: no decodable video frame.")
+        # A clip shorter than declared: repeat the last frame decoded.
+        fallback = decoded[-1] if decoded else self._image(self.last_frame)
+        distinct = len({id(f) for f in decoded}) or 1
+        return [f if f is not None else fallback for f in self.frames], distinct, None
+
+
+def _open(path):
+    try:
+        return av.open(str(path))
+    except FileNotFoundError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        raise ClipDecodeError(f"{path}: cannot open as a video ({error}).") from error
+
+
+def _checked_duration(path, container, video, max_duration):
+    """The declared duration in seconds (`None` when unknown or not positive);
+    `ClipDecodeError` when it is over `max_duration`."""
+    duration = _declared_duration(container, video)
+    if duration is not None and max_duration is not None and duration > max_duration:
+        raise ClipDecodeError(
+            f"{path}: declares {duration:.0f} s, over the {max_duration:.0f} s limit."
+        )
+    return duration if duration is not None and duration > 0 else None
+
+
+def _read_streams(path, container, video, audio, sampler, sound, end):
+    """Demuxes until the frames are sampled and the audio passed `end`;
+    returns the time of the first audio frame (or `None`). A corrupt tail
+    keeps what decoded before it."""
+    audio_start = None
+    video_done = False
+    audio_done = audio is None
+    streams = [video] + ([audio] if audio is not None else [])
+    try:
+        for packet in container.demux(streams):
+            if packet.stream.type == "video" and not video_done:
+                for frame in packet.decode():
+                    video_done = sampler.add(frame) or video_done
+            elif packet.stream.type == "audio" and not audio_done:
+                for frame in packet.decode():
+                    if frame.time is not None and audio_start is None:
+                        audio_start = frame.time
+                    sound.add(frame)
+                    if frame.time is not None and frame.time > end:
+                        audio_done = True
+            if video_done and audio_done:
+                break
+    except av.error.FFmpegError as error:
+        if not sampler.decoded_any:
+            raise ClipDecodeError(f"{path}: corrupt video data ({error}).") from error
+    return audio_start
+
+
+def _window_audio(signal, audio_start, start, window, clip_seconds, sample_rate):
+    """`(waveform, real samples)`: the window's part of `signal` (which starts
+    at `audio_start` s), padded with silence to `clip_seconds` (or the
+    window) and clipped to [-1, 1]."""
+    content = int(round(window * sample_rate))
+    samples = int(round(clip_seconds * sample_rate)) if clip_seconds else content
+    waveform = np.zeros(samples, dtype=np.float32)
+    real = 0
+    if len(signal):
+        offset = int(round((start - (audio_start or 0.0)) * sample_rate))
+        piece = signal[max(offset, 0) : max(offset, 0) + content]
+        at = max(-offset, 0)
+        piece = piece[: max(0, min(content, samples) - at)]
+        waveform[at : at + len(piece)] = piece
+        real = at + len(piece)
+    np.clip(waveform, -1.0, 1.0, out=waveform)
+    return waveform, real
+
+
 def decode_clip(
     path,
     num_frames,
@@ -174,128 +315,29 @@ def decode_clip(
         ClipDecodeError: unreadable, no video stream, no decodable frame, or
             too long; the message names the file.
     """
-    try:
-        container = av.open(str(path))
-    except FileNotFoundError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError) as error:
-        raise ClipDecodeError(f"{path}: cannot open as a video ({error}).") from error
-    with container:
+    with _open(path) as container:
         if not container.streams.video:
             raise ClipDecodeError(f"{path}: no video stream.")
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
-        duration = _declared_duration(container, video)
-        if (
-            duration is not None
-            and max_duration is not None
-            and duration > max_duration
-        ):
-            raise ClipDecodeError(
-                f"{path}: declares {duration:.0f} s, over the "
-                f"{max_duration:.0f} s limit."
-            )
-        if duration is None or duration <= 0:
-            duration = None
+        duration = _checked_duration(path, container, video, max_duration)
         start, window = (
             choose_window(duration, clip_seconds, mode, rng)
             if duration
             else (0.0, None)
         )
         targets = sample_times(start, window, num_frames) if window else None
-        end = start + window if window else math.inf
-
-        reformatter = VideoReformatter()
-        frames = [None] * num_frames
-        kept = []  # (time, frame) for clips of unknown duration
+        frame_rate = float(video.average_rate or 25)
+        sampler = _FrameSampler(targets, num_frames, frame_size, frame_rate)
         sound = _AudioCollector(sample_rate)
-        audio_start = None
-        video_done = False
-        audio_done = audio is None
-        # A frame that starts within half a frame before a target covers it.
-        slack = 0.5 / float(video.average_rate or 25)
-        streams = [video] + ([audio] if audio is not None else [])
-        next_target = 0
-        last_frame = None
-        try:
-            for packet in container.demux(streams):
-                if packet.stream.type == "video" and not video_done:
-                    for frame in packet.decode():
-                        if frame.time is None:
-                            continue
-                        if targets is None:
-                            kept.append(
-                                (
-                                    frame.time,
-                                    _resize_and_crop(frame, frame_size, reformatter),
-                                )
-                            )
-                            continue
-                        covered = next_target
-                        while covered < num_frames and frame.time >= (
-                            targets[covered] - slack
-                        ):
-                            covered += 1
-                        if covered > next_target:
-                            image = _resize_and_crop(frame, frame_size, reformatter)
-                            for index in range(next_target, covered):
-                                frames[index] = image
-                            next_target = covered
-                        last_frame = frame
-                        if next_target >= num_frames:
-                            video_done = True
-                elif packet.stream.type == "audio" and not audio_done:
-                    for frame in packet.decode():
-                        if frame.time is not None and audio_start is None:
-                            audio_start = frame.time
-                        sound.add(frame)
-                        if frame.time is not None and frame.time > end:
-                            audio_done = True
-                if video_done and audio_done:
-                    break
-        except av.error.FFmpegError as error:
-            # A truncated or corrupt tail: keep what decoded, if anything.
-            if last_frame is None and not kept:
-                raise ClipDecodeError(
-                    f"{path}: corrupt video data ({error})."
-                ) from error
-
-        if targets is None:
-            if not kept:
-                raise ClipDecodeError(f"{path}: no decodable video frame.")
-            duration = kept[-1][0] + 1.0 / float(video.average_rate or 25)
-            start, window = choose_window(duration, clip_seconds, mode, rng)
-            times = np.array([t for t, _ in kept])
-            picks = np.searchsorted(times, sample_times(start, window, num_frames))
-            picks = np.minimum(picks, len(kept) - 1)
-            frames = [kept[i][1] for i in picks]
-            distinct = len(set(picks.tolist()))
-        else:
-            decoded = [f for f in frames if f is not None]
-            if not decoded and last_frame is None:
-                raise ClipDecodeError(f"{path}: no decodable video frame.")
-            # A clip shorter than declared: repeat the last frame decoded.
-            fallback = (
-                decoded[-1]
-                if decoded
-                else _resize_and_crop(last_frame, frame_size, reformatter)
-            )
-            distinct = len({id(f) for f in decoded}) or 1
-            frames = [f if f is not None else fallback for f in frames]
-
-        content = int(round(window * sample_rate))
-        samples = int(round(clip_seconds * sample_rate)) if clip_seconds else content
-        waveform = np.zeros(samples, dtype=np.float32)
-        signal = sound.mono()
-        real = 0
-        if len(signal):
-            offset = int(round((start - (audio_start or 0.0)) * sample_rate))
-            piece = signal[max(offset, 0) : max(offset, 0) + content]
-            at = max(-offset, 0)
-            piece = piece[: max(0, min(content, samples) - at)]
-            waveform[at : at + len(piece)] = piece
-            real = at + len(piece)
-        np.clip(waveform, -1.0, 1.0, out=waveform)
+        end = start + window if window else math.inf
+        audio_start = _read_streams(path, container, video, audio, sampler, sound, end)
+        frames, distinct, found = sampler.picked(path, clip_seconds, mode, rng)
+        if found is not None:
+            start, window, duration = found
+        waveform, real = _window_audio(
+            sound.mono(), audio_start, start, window, clip_seconds, sample_rate
+        )
         return Clip(
             frames=np.stack(frames).astype(np.uint8),
             audio=waveform,

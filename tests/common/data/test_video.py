@@ -1,5 +1,6 @@
 import os
 import pathlib
+from unittest import mock
 
 import numpy as np
 
@@ -39,6 +40,22 @@ class DecodeClipTest(TestCase):
         self.assertEqual(clip.frames.shape, (4, 32, 32, 3))
         self.assertEqual(clip.frames.dtype, np.uint8)
         self.assertAlmostEqual(clip.duration, 2.0, places=1)
+
+    def test_a_clip_that_declares_no_duration_is_sampled_from_its_frames(self):
+        # Streamed containers may declare no length: every frame is kept with
+        # its time and the window is found from the last one.
+        path = write_clip(os.path.join(self.dir, "n.mp4"), numbered_frames(20), fps=10)
+        with mock.patch("common.data.video._declared_duration", return_value=None):
+            clip = decode_clip(path, num_frames=4, frame_size=32)
+            window = decode_clip(path, num_frames=2, frame_size=32, clip_seconds=1.0)
+        brightness = clip.frames.reshape(4, -1).mean(axis=1)
+        np.testing.assert_allclose(brightness, [20, 70, 120, 170], atol=4)
+        self.assertAlmostEqual(clip.duration, 2.0, places=1)
+        self.assertEqual(clip.frames_decoded, 4)
+        # The centred 1 s window of 2 s: 0.5-1.5 s, targets 0.75 and 1.25 s.
+        self.assertAlmostEqual(window.start, 0.5, places=1)
+        brightness = window.frames.reshape(2, -1).mean(axis=1)
+        np.testing.assert_allclose(brightness, [70, 120], atol=4)
 
     def test_44khz_stereo_aac_tone_stays_at_440_hz(self):
         path = write_clip(
