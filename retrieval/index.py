@@ -454,6 +454,72 @@ def export_index(
     return export_versioned(write, output, version=version, keep=keep)
 
 
+def _rerank_settings(encoder, model_dir, rerank_depth):
+    """`{"rerank_weight", "rerank_depth"}` of an index over `encoder`: the
+    depth asked for, or the run's when the model can re-rank."""
+    from retrieval.export import rerank_defaults
+
+    weight, default_depth = rerank_defaults(encoder)
+    can_rerank = {"image_regions", "match_regions", "text_tokens"} <= set(
+        encoder.signatures
+    )
+    if rerank_depth is None:
+        rerank_depth = default_depth if can_rerank else 0
+    if rerank_depth < 0:
+        raise ValueError(f"--rerank-depth must be 0 or more; received {rerank_depth}.")
+    if rerank_depth and not can_rerank:
+        raise ValueError(
+            f"{model_dir} has no matching-head signatures (image_regions, "
+            "text_tokens, match_regions): export the run again to re-rank, or "
+            "index with --rerank-depth 0."
+        )
+    return {"rerank_weight": weight, "rerank_depth": rerank_depth}
+
+
+def _gallery_source(images, pattern, shard, batch_size, report):
+    """`(image root, number of images or None, (ids, bytes) batches)` of a
+    folder of image files or a prepared folder."""
+    if is_prepared(images):
+        root = read_metadata(images)["image_root"]
+        return root, None, _prepared_batches(images, pattern, shard, batch_size)
+    root = os.path.abspath(images)
+    files = list_gallery(images, pattern, report)
+    if shard is not None:
+        files = files[shard[0] :: shard[1]]
+    if not files:
+        raise ValueError(f"No image file matching {pattern!r} under {images!r}.")
+    return root, len(files), _folder_batches(root, files, batch_size, report)
+
+
+def _export_slices(encoder, spool, size, root, output, version, keep, rerank):
+    """One search SavedModel per `size` spooled images: `[version folder]`,
+    or one per shard folder `output/shard-NNNNN-of-MMMMM` (same version)."""
+    slices = spool.slices(size)  # streamed: one slice in memory at a time
+    count = -(-spool.count // size)
+    if count == 1:
+        ((embeddings, ids, regions),) = slices
+        return [
+            export_index(
+                encoder, embeddings, ids, root, output, version, keep, regions, **rerank
+            )
+        ]
+    folders = [os.path.join(output, shard_folder(i, count)) for i in range(count)]
+    if version is None:
+        version = max(next_version(f) for f in folders)
+    paths = []
+    for folder, (embeddings, ids, regions) in zip(folders, slices, strict=True):
+        paths.append(
+            export_index(
+                encoder, embeddings, ids, root, folder, version, keep, regions, **rerank
+            )
+        )
+        # a SearchIndex and its traced functions form reference cycles:
+        # collect each shard's before the next one is built
+        del embeddings, ids, regions
+        gc.collect()
+    return paths
+
+
 def build_index(
     model,
     images,
@@ -489,109 +555,58 @@ def build_index(
     With `shard=(i, N)` only every N-th image from the i-th on (in sorted
     order) is indexed, so N processes can index one gallery in parallel;
     search the shards together (`retrieval.search.search` takes several
-    indexes) or merge them into one (`merge_indexes`). Returns the new
-    version folder(s): one path, or a list for a sharded index. Ids are the
-    image paths relative to the image folder.
+    indexes) or merge them into one (`merge_indexes`). Returns the list of
+    new version folders (one, or one per shard of a sharded index). Ids are
+    the image paths relative to the image folder.
     """
     if max_shard_images is not None and max_shard_images < 1:
         raise ValueError(
             f"--max-shard-images must be at least 1; received {max_shard_images}."
         )
-    from retrieval.export import rerank_defaults
-
     model_dir = resolve_version_dir(model)
     encoder = tf.saved_model.load(model_dir)
-    weight, default_depth = rerank_defaults(encoder)
-    can_rerank = {"image_regions", "match_regions", "text_tokens"} <= set(
-        encoder.signatures
-    )
-    if rerank_depth is None:
-        rerank_depth = default_depth if can_rerank else 0
-    if rerank_depth < 0:
-        raise ValueError(f"--rerank-depth must be 0 or more; received {rerank_depth}.")
-    if rerank_depth and not can_rerank:
-        raise ValueError(
-            f"{model_dir} has no matching-head signatures (image_regions, "
-            "text_tokens, match_regions): export the run again to re-rank, or "
-            "index with --rerank-depth 0."
-        )
-    rerank = {"rerank_weight": weight, "rerank_depth": rerank_depth}
+    rerank = _rerank_settings(encoder, model_dir, rerank_depth)
     report = SkipReport(images)
-    if is_prepared(images):
-        root = read_metadata(images)["image_root"]
-        total = None
-        batches = _prepared_batches(images, pattern, shard, batch_size)
-    else:
-        root = os.path.abspath(images)
-        files = list_gallery(images, pattern, report)
-        if shard is not None:
-            files = files[shard[0] :: shard[1]]
-        if not files:
-            raise ValueError(f"No image file matching {pattern!r} under {images!r}.")
-        total = len(files)
-        batches = _folder_batches(root, files, batch_size, report)
+    root, total, batches = _gallery_source(images, pattern, shard, batch_size, report)
     spool = EmbeddingSpool(output)  # a hidden folder TF Serving ignores
     try:
         report.kept = embed_gallery(
-            encoder, batches, spool, verbose, total, with_regions=rerank_depth > 0
+            encoder,
+            batches,
+            spool,
+            verbose,
+            total,
+            with_regions=rerank["rerank_depth"] > 0,
         )
         if not report.kept:
             raise ValueError(f"No usable image in {images!r}: {report.summary()}")
         if report.skipped and verbose:
             print("Skipped: " + report.summary())
         size = max_shard_images or report.kept
-        count = -(-report.kept // size)
-        if count == 1:
-            ((embeddings, ids, regions),) = spool.slices(size)
-            paths = export_index(
-                encoder, embeddings, ids, root, output, version, keep, regions, **rerank
-            )
-        else:
-            folders = [
-                os.path.join(output, shard_folder(i, count)) for i in range(count)
-            ]
-            if version is None:
-                version = max(next_version(f) for f in folders)
-            paths = []
-            for folder, (embeddings, ids, regions) in zip(
-                folders, spool.slices(size), strict=True
-            ):
-                paths.append(
-                    export_index(
-                        encoder,
-                        embeddings,
-                        ids,
-                        root,
-                        folder,
-                        version,
-                        keep,
-                        regions,
-                        **rerank,
-                    )
-                )
-                # a SearchIndex and its traced functions form reference cycles:
-                # collect each shard's before the next one is built
-                del embeddings, ids, regions
-                gc.collect()
+        paths = _export_slices(
+            encoder, spool, size, root, output, version, keep, rerank
+        )
     finally:
         spool.close()
     if verbose:
         part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-        where = paths
-        if not isinstance(paths, str):
-            where = f"{count} index shards {output}/shard-*/{version}"
+        where = paths[0]
+        if len(paths) > 1:
+            version = os.path.basename(paths[0])
+            where = f"{len(paths)} index shards {output}/shard-*/{version}"
         print(
             f"Indexed {report.kept} images{part} from {images} with {model_dir} "
             f"into {where}"
         )
-        if rerank_depth:
+        if rerank["rerank_depth"]:
             per_image = (
                 int(np.prod(spool.region_shape)) * np.dtype(REGION_DTYPE).itemsize
             )
             print(
-                f"Text searches re-rank their top {rerank_depth} with the matching "
-                f"head (weight {weight:g}); region features {per_image:,} bytes per "
-                "image (--rerank-depth 0 leaves them out)."
+                f"Text searches re-rank their top {rerank['rerank_depth']} with the "
+                f"matching head (weight {rerank['rerank_weight']:g}); region "
+                f"features {per_image:,} bytes per image (--rerank-depth 0 leaves "
+                "them out)."
             )
     return paths
 

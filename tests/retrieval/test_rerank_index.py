@@ -43,7 +43,7 @@ class RerankIndexTest(TestCase):
             cls.model, 32, rerank_weight=WEIGHT, rerank_top_k=DEPTH
         )
         archive.write_out(cls.model_dir, verbose=False)
-        cls.index_dir = build_index(
+        (cls.index_dir,) = build_index(
             cls.model_dir, cls.images_dir, os.path.join(cls.tmp, "index"), verbose=False
         )
         cls.index = tf.saved_model.load(cls.index_dir)
@@ -135,7 +135,7 @@ class RerankIndexTest(TestCase):
         ids, _, _, _ = self.reference(DEPTH)
         results, _ = search(self.index_dir, QUERIES[0], k=K)
         self.assertEqual([i for i, _ in results], ids[0].tolist())
-        plain_dir = build_index(
+        (plain_dir,) = build_index(
             self.model_dir,
             self.images_dir,
             os.path.join(self.tmp, "plain"),
