@@ -4,20 +4,21 @@ import os
 import time
 
 import keras
-import tensorflow as tf
 
 from common.data.cache import choose_cache
 from common.data.files import write_atomically
 from common.encoders import LSTMTextEncoder
 from common.training import (
     RunDirectory,
-    WarmupCosineDecay,
+    distribute_options,
     finish_training,
     fit_resuming,
     num_workers,
+    split_by_file,
     standard_callbacks,
     start_training,
     wait_for_file,
+    warmup_cosine,
     worker_index,
 )
 from common.training.config import save_config
@@ -151,13 +152,7 @@ def choose_rerank_weight(run_dir, verbose=True):
 
 def _optimizer(config, steps_per_epoch, epochs):
     t = config.training
-    total = max(1, steps_per_epoch * epochs)
-    schedule = WarmupCosineDecay(
-        t.learning_rate,
-        warmup_steps=min(t.warmup_steps, total - 1),
-        decay_steps=max(1, total - min(t.warmup_steps, total - 1)),
-        alpha=0.05,
-    )
+    schedule = warmup_cosine(t.learning_rate, t.warmup_steps, steps_per_epoch * epochs)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule, weight_decay=t.weight_decay
     )
@@ -165,6 +160,117 @@ def _optimizer(config, steps_per_epoch, epochs):
         var_names=["bias", "gamma", "beta", "logit_scale", "region_position"]
     )
     return optimizer
+
+
+def _epoch_steps(config, num_images):
+    t = config.training
+    if num_images < t.batch_size:
+        raise ValueError(
+            f"{num_images} training images is fewer than one batch "
+            f"(training.batch_size={t.batch_size})."
+        )
+    steps = num_images // t.batch_size
+    return min(steps, t.steps_per_epoch) if t.steps_per_epoch else steps
+
+
+def _training_stream(config, images, captions, steps, distribution, verbose):
+    """`data_from(first_epoch, last_epoch, skip)` for `fit_resuming`: the
+    training batches as the model's input dict, for this worker."""
+    t = config.training
+    cache, message = choose_cache(
+        config.data.cache,
+        len(images) * config.data.image_size**2 * 3,
+        config.data.cache_budget,
+        f"train images ({len(images)})",
+    )
+    if verbose:
+        print(f"Cache: {message}")
+    # Each worker of a cluster reads its own prepared shard files when there
+    # are enough of them; otherwise (and for image files, listed in one
+    # tensor) each worker takes its share of every batch's elements.
+    workers = num_workers(distribution)
+    by_file = isinstance(images, PreparedImages) and split_by_file(
+        len(images.files), workers
+    )
+    worker = (worker_index(distribution), workers) if by_file else (0, 1)
+
+    def data_from(first_epoch, last_epoch, skip=0):
+        # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
+        # starts the stream at the epoch (and the step) it resumes from.
+        dataset = training_dataset(
+            images,
+            captions,
+            config.data.image_size,
+            t.batch_size,
+            augment=config.data.augment,
+            cache=cache,
+            seed=t.seed,
+            first_epoch=first_epoch,
+            epochs=last_epoch,
+            steps_per_epoch=steps,
+            worker=worker,
+        )
+        dataset = dataset.skip(skip).map(
+            lambda images, text: {"images": images, "text": text}
+        )
+        return dataset.with_options(distribute_options(by_file))
+
+    return data_from
+
+
+def _callbacks(config, run, chief, val_images, val_captions, extra_callbacks):
+    t = config.training
+    callbacks = []
+    if val_images:
+        callbacks.append(
+            RetrievalValidation(
+                val_images,
+                val_captions,
+                config.data.image_size,
+                t.validation_batch_size,
+            )
+        )
+    monitor, mode = ("val_rsum", "max") if val_images else ("loss", "min")
+    callbacks += standard_callbacks(run, monitor=monitor, mode=mode, chief=chief)
+    return callbacks + list(extra_callbacks)
+
+
+def _fit_phases(model, config, run, chief, distribution, data_from, steps, fit_args):
+    """Fits with the image backbone frozen for `freeze_backbone_epochs` (when
+    it starts from pretrained weights), then trainable; a phase finished
+    before a restart is not run again. Returns the history of both."""
+    t = config.training
+    freeze = t.freeze_backbone_epochs if config.model.weights else 0
+    phases = [
+        (0, min(freeze, t.epochs), False),
+        (min(freeze, t.epochs), t.epochs, True),
+    ]
+    history = {}
+    for first, last, backbone_trainable in phases:
+        if last <= first:
+            continue
+        marker = run.file(f"phase_{first}_{last}.done")
+        if os.path.isfile(marker):
+            model.load_weights(run.last_weights)
+            continue
+        model.image_encoder.backbone.trainable = backbone_trainable
+        with distribution.scope():
+            model.compile(optimizer=_optimizer(config, steps, last - first))
+        fit = fit_resuming(
+            model,
+            run,
+            data_from,
+            steps=steps,
+            epochs=last,
+            initial_epoch=first,
+            shuffle=False,
+            **fit_args,
+        )
+        for key, values in fit.items():
+            history.setdefault(key, []).extend(values)
+        if chief:
+            write_atomically(marker, "done\n")
+    return history
 
 
 def train(
@@ -192,12 +298,7 @@ def train(
     data = load_data(config)
     train_images, train_captions = data.subset("train")
     val_images, val_captions = data.subset("val")
-    t = config.training
-    if len(train_images) < t.batch_size:
-        raise ValueError(
-            f"{len(train_images)} training images is fewer than one batch "
-            f"(training.batch_size={t.batch_size})."
-        )
+    steps = _epoch_steps(config, len(train_images))
     # The vocabulary comes first, outside the strategy: adapting under
     # MirroredStrategy would all-reduce strings, and the other workers of a
     # cluster must have it before the model's variables are created (which
@@ -209,105 +310,27 @@ def train(
     # The weights start from the seed, whatever ran before (generating or
     # preparing data, adapting the vocabulary): a run restarted before its
     # first backup starts as the first attempt did.
+    t = config.training
     keras.utils.set_random_seed(int(t.seed))
     with distribution.scope():
         model = build_model(config, vocabulary=load_vocabulary(run))
-
-    cache, message = choose_cache(
-        config.data.cache,
-        len(train_images) * config.data.image_size**2 * 3,
-        config.data.cache_budget,
-        f"train images ({len(train_images)})",
+    data_from = _training_stream(
+        config, train_images, train_captions, steps, distribution, verbose
     )
-    if verbose:
-        print(f"Cache: {message}")
-    steps = len(train_images) // t.batch_size
-    if t.steps_per_epoch:
-        steps = min(steps, t.steps_per_epoch)
-    # Each worker of a cluster reads its own prepared shard files when there
-    # are enough of them; otherwise (and for image files, listed in one
-    # tensor) each worker takes its share of every batch's elements.
-    workers = num_workers(distribution)
-    by_file = isinstance(train_images, PreparedImages) and len(
-        train_images.files
-    ) >= max(2, workers)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.OFF
-        if by_file
-        else tf.data.experimental.AutoShardPolicy.DATA
+    callbacks = _callbacks(
+        config, run, chief, val_images, val_captions, extra_callbacks
     )
-
-    def dataset_from(first_epoch, last_epoch, skip=0):
-        # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
-        # starts the stream at the epoch (and the step) it resumes from.
-        dataset = training_dataset(
-            train_images,
-            train_captions,
-            config.data.image_size,
-            t.batch_size,
-            augment=config.data.augment,
-            cache=cache,
-            seed=t.seed,
-            first_epoch=first_epoch,
-            epochs=last_epoch,
-            steps_per_epoch=steps,
-            worker=(worker_index(distribution), workers) if by_file else (0, 1),
-        )
-        dataset = dataset.skip(skip).map(
-            lambda images, text: {"images": images, "text": text}
-        )
-        return dataset.with_options(options)
-
-    callbacks = (
-        [
-            RetrievalValidation(
-                val_images,
-                val_captions,
-                config.data.image_size,
-                t.validation_batch_size,
-            )
-        ]
-        if val_images
-        else []
-    )
-    monitor = "val_rsum" if val_images else "loss"
-    mode = "max" if val_images else "min"
-    callbacks += standard_callbacks(run, monitor=monitor, mode=mode, chief=chief)
-    callbacks += list(extra_callbacks)
-
-    history = {}
-    freeze = t.freeze_backbone_epochs if config.model.weights else 0
-    phases = [
-        (0, min(freeze, t.epochs), False),
-        (min(freeze, t.epochs), t.epochs, True),
-    ]
     start_time = time.perf_counter()
-    for first, last, backbone_trainable in phases:
-        if last <= first:
-            continue
-        marker = run.file(f"phase_{first}_{last}.done")
-        if os.path.isfile(marker):
-            model.load_weights(run.last_weights)
-            continue
-        model.image_encoder.backbone.trainable = backbone_trainable
-        with distribution.scope():
-            model.compile(optimizer=_optimizer(config, steps, last - first))
-        fit = fit_resuming(
-            model,
-            run,
-            dataset_from,
-            steps=steps,
-            epochs=last,
-            initial_epoch=first,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=verbose,
-        )
-        for key, values in fit.items():
-            history.setdefault(key, []).extend(values)
-        if chief:
-            write_atomically(marker, "done\n")
+    history = _fit_phases(
+        model,
+        config,
+        run,
+        chief,
+        distribution,
+        data_from,
+        steps,
+        {"callbacks": callbacks, "verbose": verbose},
+    )
     summary = {
         "epochs": t.epochs,
         "train_seconds_this_session": time.perf_counter() - start_time,

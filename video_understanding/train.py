@@ -12,12 +12,14 @@ import keras
 
 from common.data.files import write_atomically
 from common.training import (
-    WarmupCosineDecay,
+    distribute_options,
     finish_training,
     fit_resuming,
     num_workers,
+    split_by_file,
     standard_callbacks,
     start_training,
+    warmup_cosine,
     worker_index,
 )
 from common.training.optimizers import TowerAdamW
@@ -122,9 +124,9 @@ def cache_choices(config, metadata, verbose=True):
 
 def compile_model(model, config, steps_per_epoch, multi_label):
     t = config.training
-    total = max(2, steps_per_epoch * t.epochs)
-    warmup = min(t.warmup_steps, total - 1)
-    schedule = WarmupCosineDecay(t.learning_rate, warmup, total - warmup, alpha=0.05)
+    schedule = warmup_cosine(
+        t.learning_rate, t.warmup_steps, steps_per_epoch * t.epochs
+    )
     loss = "binary_crossentropy" if multi_label else "sparse_categorical_crossentropy"
     metric = "binary_accuracy" if multi_label else "accuracy"
     towers = [
@@ -188,21 +190,12 @@ def train(
         if has_val
         else None
     )
-    import tensorflow as tf
-
     # The epoch size (from the prepared counts), for Keras and the schedule.
     steps = max(1, -(-split_size(prepared, "train", metadata) // t.batch_size))
     # Workers split the shards between them when there are enough, else
     # each batch's elements.
-    shards = len(metadata["shards"]["train"])
     workers = num_workers(distribution)
-    by_file = workers > 1 and shards >= workers
-    train_options = tf.data.Options()
-    train_options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.OFF
-        if by_file
-        else tf.data.experimental.AutoShardPolicy.DATA
-    )
+    by_file = split_by_file(len(metadata["shards"]["train"]), workers)
 
     def train_data(first_epoch, last_epoch, skip):
         # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
@@ -220,16 +213,12 @@ def train(
             epochs=last_epoch,
             worker=(worker_index(distribution), workers) if by_file else (0, 1),
         )
-        return dataset.skip(skip).with_options(train_options)
+        return dataset.skip(skip).with_options(distribute_options(by_file))
 
     if val_data is not None:
         # Validation batches are split by element: a split in fewer shard
         # files than workers cannot be split by file.
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
-        val_data = val_data.with_options(options)
+        val_data = val_data.with_options(distribute_options(by_file=False))
     # The weights start from the seed, whatever ran before (generating or
     # preparing clips): a run restarted before its first backup starts as
     # the first attempt did.

@@ -7,9 +7,11 @@ import `common.training.cli` before TensorFlow starts.
 
 from common.training.distribute import (
     STRATEGIES,
+    distribute_options,
     get_strategy,
     is_chief,
     num_workers,
+    split_by_file,
     wait_for_file,
     worker_index,
 )
@@ -23,6 +25,7 @@ _LAZY = {
     "fit_resuming": "common.training.callbacks",
     "standard_callbacks": "common.training.callbacks",
     "WarmupCosineDecay": "common.training.schedules",
+    "warmup_cosine": "common.training.schedules",
     "start_training": "common.training.session",
     "finish_training": "common.training.session",
 }
@@ -34,15 +37,18 @@ __all__ = [
     "WarmupCosineDecay",
     "backup_epoch",
     "backup_position",
+    "distribute_options",
     "fit_resuming",
     "finish_training",
     "get_strategy",
     "is_chief",
     "num_workers",
     "seed_everything",
+    "split_by_file",
     "standard_callbacks",
     "start_training",
     "wait_for_file",
+    "warmup_cosine",
     "worker_index",
 ]
 

@@ -111,3 +111,26 @@ def _patch_keras_scalar_mean_across_workers():
 
     reduce_per_replica._scalar_mean_fixed = True
     trainer.reduce_per_replica = reduce_per_replica
+
+
+def split_by_file(num_files, workers):
+    """Whether each worker of a cluster should read its own shard files
+    (files `index, index + workers, ...`): there is more than one worker and
+    at least one file each. Otherwise each worker takes its share of every
+    batch's elements."""
+    return workers > 1 and num_files >= workers
+
+
+def distribute_options(by_file):
+    """`tf.data.Options` for a dataset a strategy distributes: auto-sharding
+    OFF when the workers already read their own files (`by_file`), else DATA
+    (by element; shard files are not split by TensorFlow's FILE policy, whose
+    workers could get no file or unequal ones)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    policy = tf.data.experimental.AutoShardPolicy
+    options.experimental_distribute.auto_shard_policy = (
+        policy.OFF if by_file else policy.DATA
+    )
+    return options

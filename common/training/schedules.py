@@ -66,3 +66,16 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
             "decay_steps": self.decay_steps,
             "alpha": self.alpha,
         }
+
+
+def warmup_cosine(learning_rate, warmup_steps, total_steps, alpha=0.05):
+    """The `WarmupCosineDecay` of a fit of `total_steps` steps: the warmup is
+    cut to leave at least one step of decay (so a short run still decays).
+
+    >>> schedule = warmup_cosine(1e-3, warmup_steps=50, total_steps=20)
+    >>> schedule.warmup_steps, schedule.decay_steps
+    (19, 1)
+    """
+    total = max(1, int(total_steps))
+    warmup = min(int(warmup_steps), total - 1)
+    return WarmupCosineDecay(learning_rate, warmup, max(1, total - warmup), alpha)
