@@ -4,9 +4,9 @@ import dataclasses
 
 from common.data.cache import check_cache_setting
 from common.data.limits import MAX_IMAGE_PIXELS
+from common.training import config as common_config
 from common.training.config import (
     check_positive_integers,
-    check_precision,
     config_from_presets,
 )
 
@@ -84,24 +84,17 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
-class TrainingConfig:
-    """How the model is trained.
+class TrainingConfig(common_config.TrainingConfig):
+    """How the model is trained: the settings of
+    `common.training.config.TrainingConfig` and
 
     Attributes:
-        epochs: training epochs.
-        batch_size: global batch size.
-        learning_rate: peak AdamW learning rate.
-        warmup_steps: linear warmup steps (VGG16 from scratch needs them).
-        weight_decay: AdamW weight decay.
         loss: `"contrastive"` (InfoNCE) or `"triplet"` (VSE++).
         margin: triplet-loss margin.
         matching_loss_weight: weight of the image-text matching loss.
         negative_temperature: softmax temperature of the matching loss's
             hard-negative sampling (lower: harder negatives).
         freeze_backbone_epochs: epochs with VGG16 frozen before fine-tuning.
-        precision: `"float32"`, `"mixed_bfloat16"` (CPU) or `"mixed_float16"` (GPU).
-        seed: global seed.
-        deterministic: TensorFlow op determinism (identical runs, slower).
         steps_per_epoch: cap on steps per epoch (`None` = one pass).
         validation_batch_size: batch size when embedding for validation.
         rerank_top_k: candidates re-ranked by cross-attention in `evaluate`.
@@ -110,19 +103,14 @@ class TrainingConfig:
             split at the end of training (`None`: not chosen yet).
     """
 
-    epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 2e-4
     warmup_steps: int = 500
-    weight_decay: float = 1e-4
     loss: str = "contrastive"
     margin: float = 0.2
     matching_loss_weight: float = 1.0
     negative_temperature: float = 0.1
     freeze_backbone_epochs: int = 2
-    precision: str = "float32"
-    seed: int = 0
-    deterministic: bool = False
     steps_per_epoch: int | None = None
     validation_batch_size: int = 256
     rerank_top_k: int = 20
@@ -165,11 +153,9 @@ class RetrievalConfig:
             raise ValueError(
                 f"training.loss must be one of {LOSSES}; received {t.loss!r}."
             )
-        check_precision(t.precision)
+        t.validate()
         check_positive_integers(
             (
-                ("training.epochs", t.epochs),
-                ("training.batch_size", t.batch_size),
                 ("model.embedding_dim", m.embedding_dim),
                 ("model.sequence_length", m.sequence_length),
                 ("model.num_heads", m.num_heads),

@@ -3,9 +3,9 @@
 import dataclasses
 
 from common.data.cache import check_cache_setting
+from common.training import config as common_config
 from common.training.config import (
     check_positive_integers,
-    check_precision,
     config_from_presets,
 )
 
@@ -124,36 +124,20 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
-class TrainingConfig:
-    """How the model is trained.
+class TrainingConfig(common_config.TrainingConfig):
+    """How the model is trained: the settings of
+    `common.training.config.TrainingConfig` and
 
     Attributes:
-        epochs: training epochs.
-        batch_size: batch size.
-        learning_rate: peak AdamW learning rate (VGG16 from scratch needs
-            ~1e-4).
         video_learning_rate_multiplier: the frame tower's rate as a multiple
             of `learning_rate`.
         audio_learning_rate_multiplier: the Conv1D audio tower's rate as a
             multiple of `learning_rate` (a small log-mel tower learns at
             ~3e-3, which would stall VGG16; `bench/spoken_digits.py`).
-        warmup_steps: linear warmup steps.
-        weight_decay: AdamW weight decay.
-        precision: `float32`, `mixed_bfloat16` (CPU) or `mixed_float16` (GPU).
-        seed: global seed.
-        deterministic: TensorFlow op determinism (identical runs, slower).
     """
 
-    epochs: int = 30
-    batch_size: int = 16
-    learning_rate: float = 1e-4
     video_learning_rate_multiplier: float = 1.0
     audio_learning_rate_multiplier: float = 30.0
-    warmup_steps: int = 200
-    weight_decay: float = 1e-4
-    precision: str = "float32"
-    seed: int = 0
-    deterministic: bool = False
 
 
 @dataclasses.dataclass
@@ -192,7 +176,7 @@ class VideoConfig:
                 "model.modalities must be 'video,audio', 'video' or 'audio'; received "
                 f"{self.model.modalities!r}."
             )
-        check_precision(self.training.precision)
+        self.training.validate()
         weight = self.model.auxiliary_weight
         if (
             isinstance(weight, bool)

@@ -117,3 +117,48 @@ def check_precision(precision):
         raise ValueError(
             f"training.precision must be one of {PRECISIONS}; received {precision!r}."
         )
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """The training settings both applications have (each app's
+    `TrainingConfig` adds its own).
+
+    Attributes:
+        epochs: training epochs.
+        batch_size: global batch size (split over the replicas).
+        learning_rate: peak AdamW learning rate (VGG16 from scratch needs
+            ~1e-4).
+        warmup_steps: linear warmup steps before the cosine decay (VGG16
+            from scratch stalls without them).
+        weight_decay: AdamW weight decay.
+        precision: `float32`, `mixed_bfloat16` (CPU) or `mixed_float16` (GPU).
+        seed: global seed.
+        deterministic: TensorFlow op determinism (identical runs, slower).
+    """
+
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    warmup_steps: int = 200
+    weight_decay: float = 1e-4
+    precision: str = "float32"
+    seed: int = 0
+    deterministic: bool = False
+
+    def validate(self):
+        """`ValueError` naming the first setting out of range."""
+        check_precision(self.precision)
+        check_positive_integers(
+            (("training.epochs", self.epochs), ("training.batch_size", self.batch_size))
+        )
+        rate = self.learning_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise ValueError(
+                f"training.learning_rate must be a number > 0; received {rate!r}."
+            )
+        warmup = self.warmup_steps
+        if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+            raise ValueError(
+                f"training.warmup_steps must be an integer >= 0; received {warmup!r}."
+            )
