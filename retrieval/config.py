@@ -2,7 +2,6 @@
 
 import dataclasses
 
-from common.data.cache import check_cache_setting
 from common.data.limits import MAX_IMAGE_PIXELS
 from common.training import config as common_config
 from common.training.config import (
@@ -16,34 +15,22 @@ FEATURE_STRIDES = {"block4_pool": 16, "block5_conv3": 16, "block5_pool": 32}
 
 
 @dataclasses.dataclass
-class DataConfig:
-    """Where the data is and how it is read.
+class DataConfig(common_config.DataConfig):
+    """Where the images and captions are and how they are read: the settings
+    of `common.training.config.DataConfig` (`path`: a folder or manifest in
+    one of `retrieval.data`'s layouts, or a prepared folder) and
 
     Attributes:
-        path: dataset folder or manifest; `None` in `demo` generates data.
         image_size: square side the images are resized to.
-        val_fraction: validation images when the data has no split.
-        test_fraction: test images when the data has no split.
-        seed: seed of that split.
         augment: mild random crops in training.
-        cache: `"auto"` (decoded images cached in memory when they fit
-            `cache_budget`, else streamed from the files or shards),
-            `"memory"`, `"none"`, or a file prefix for a disk cache.
-        cache_budget: fraction of the available memory the cache may take.
         max_image_pixels: larger images are skipped unread.
         demo_train_images: demo data: training images.
         demo_val_images: demo data: validation images.
         demo_test_images: demo data: test images (distinct combinations).
     """
 
-    path: str | None = None
     image_size: int = 224
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 0
     augment: bool = True
-    cache: str = "auto"
-    cache_budget: float = 0.25
     max_image_pixels: int = MAX_IMAGE_PIXELS
     demo_train_images: int = 1500
     demo_val_images: int = 100
@@ -119,14 +106,10 @@ class TrainingConfig(common_config.TrainingConfig):
 
 @dataclasses.dataclass
 class RetrievalConfig:
-    """The whole configuration; saved as `config.json` in the run directory.
-
-    Attributes:
-        preset: the preset it started from.
-        data: a `DataConfig`.
-        model: a `ModelConfig`.
-        training: a `TrainingConfig`.
-    """
+    """A retrieval run's configuration, saved as `config.json` in its folder:
+    the `preset` it started from, the image-caption `data` it reads, the
+    dual encoder and matching head (`model`) and how they are `training`ed
+    (`DataConfig`, `ModelConfig`, `TrainingConfig`)."""
 
     preset: str = "flickr8k"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -139,16 +122,7 @@ class RetrievalConfig:
             raise ValueError(
                 f"data.image_size must be >= 32 for VGG16; received {d.image_size}."
             )
-        if (
-            not 0 <= d.val_fraction < 1
-            or not 0 <= d.test_fraction < 1
-            or (d.val_fraction + d.test_fraction >= 1)
-        ):
-            raise ValueError(
-                "data.val_fraction and data.test_fraction must be in [0, 1) and sum "
-                f"to < 1; received {d.val_fraction} and {d.test_fraction}."
-            )
-        check_cache_setting(d.cache, d.cache_budget)
+        d.validate()
         if t.loss not in LOSSES:
             raise ValueError(
                 f"training.loss must be one of {LOSSES}; received {t.loss!r}."

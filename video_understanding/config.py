@@ -2,7 +2,6 @@
 
 import dataclasses
 
-from common.data.cache import check_cache_setting
 from common.training import config as common_config
 from common.training.config import (
     check_positive_integers,
@@ -35,12 +34,12 @@ def check_clip_seconds(clip_seconds):
 
 
 @dataclasses.dataclass
-class DataConfig:
-    """How clips are read and decoded.
+class DataConfig(common_config.DataConfig):
+    """How clips are read and decoded: the settings of
+    `common.training.config.DataConfig` (`path`: clips in class folders, a
+    CSV manifest or UCF101's layout, or a prepared folder) and
 
     Attributes:
-        path: clips (folders, CSV, UCF101) or a prepared folder; `None` in
-            `demo` generates clips.
         num_frames: frames sampled per clip.
         frame_size: side of the square frames.
         sample_rate: audio rate in Hz.
@@ -48,29 +47,16 @@ class DataConfig:
             it (centred), shorter ones padded with silence, so every clip has
             `num_frames` frames and `clip_seconds * sample_rate` samples.
         shard_size: clips per prepared shard.
-        cache: `"auto"` (decoded clips cached in memory when they fit
-            `cache_budget`, else streamed), `"memory"`, `"none"`, or a file
-            prefix for a disk cache.
-        cache_budget: fraction of the available memory the cache may take.
-        seed: split seed when the data has none.
-        val_fraction: validation clips when split here.
-        test_fraction: test clips when split here.
         demo_clips_per_class: demo clips per class for train, val, test.
         demo_task: the generated clips: `"shapes"` (direction x pitch) or
             `"sync"` (which of two bouncing shapes makes the clicks).
     """
 
-    path: str | None = None
     num_frames: int = 8
     frame_size: int = 112
     sample_rate: int = 16000
     clip_seconds: float = 10.0
     shard_size: int = 64
-    cache: str = "auto"
-    cache_budget: float = 0.25
-    seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
     demo_clips_per_class: tuple = (60, 10, 20)
     demo_task: str = "shapes"
 
@@ -142,14 +128,11 @@ class TrainingConfig(common_config.TrainingConfig):
 
 @dataclasses.dataclass
 class VideoConfig:
-    """The whole configuration, saved as `config.json` in the run directory.
-
-    Attributes:
-        preset: the preset it started from.
-        data: a `DataConfig`.
-        model: a `ModelConfig`.
-        training: a `TrainingConfig`.
-    """
+    """A video run's configuration, saved as `config.json` in its folder: the
+    `preset` it started from, the clips and their decoding (`data`), the
+    towers and their fusion (`model`) and the `training` settings
+    (`DataConfig`, `ModelConfig`, `TrainingConfig`); `modalities` is the
+    tuple of `model.modalities`."""
 
     preset: str = "ucf101"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -206,7 +189,7 @@ class VideoConfig:
             )
         )
         check_clip_seconds(self.data.clip_seconds)
-        check_cache_setting(self.data.cache, self.data.cache_budget)
+        self.data.validate()
         if self.data.frame_size < 32:
             raise ValueError(
                 "data.frame_size must be >= 32 for VGG16; received "

@@ -162,3 +162,41 @@ class TrainingConfig:
             raise ValueError(
                 f"training.warmup_steps must be an integer >= 0; received {warmup!r}."
             )
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """The data settings both applications have (each app's `DataConfig`
+    adds its own).
+
+    Attributes:
+        path: the dataset (a folder or manifest in a layout the app reads, or
+            a folder its `prepare` wrote); `None` in a `demo` preset
+            generates the data.
+        seed: seed of the split by item, when the data has none.
+        val_fraction: validation items when the data has no split.
+        test_fraction: test items when the data has no split.
+        cache: `"auto"` (decoded data cached in memory when it fits
+            `cache_budget`, else streamed from the files or shards),
+            `"memory"`, `"none"`, or a file prefix for a disk cache.
+        cache_budget: fraction of the available memory the cache may take.
+    """
+
+    path: str | None = None
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    cache: str = "auto"
+    cache_budget: float = 0.25
+
+    def validate(self):
+        """`ValueError` naming the first setting out of range."""
+        from common.data.cache import check_cache_setting
+
+        val, test = self.val_fraction, self.test_fraction
+        if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+            raise ValueError(
+                "data.val_fraction and data.test_fraction must be in [0, 1) and sum "
+                f"to < 1; received {val} and {test}."
+            )
+        check_cache_setting(self.cache, self.cache_budget)

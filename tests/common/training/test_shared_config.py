@@ -1,4 +1,4 @@
-"""The training settings both applications share are checked the same way,
+"""The data and training settings both applications share are checked the same way,
 and the schedule both build cuts its warmup to leave a decay step."""
 
 import math
@@ -16,6 +16,10 @@ BAD = {
     "training.learning_rate=true": "training.learning_rate must be a number > 0",
     "training.warmup_steps=-1": "training.warmup_steps must be an integer >= 0",
     "training.precision=float16": "training.precision must be one of",
+    "data.val_fraction=0.6": "data.val_fraction and data.test_fraction must be",
+    "data.test_fraction=-0.1": "data.val_fraction and data.test_fraction must be",
+    "data.cache=7": "data.cache must be one of",
+    "data.cache_budget=2": "data.cache_budget is a fraction",
 }
 
 
@@ -28,7 +32,10 @@ class SharedTrainingConfigTest(unittest.TestCase):
                     config = get_config("demo")
                     # set directly: `apply_overrides` itself refuses some types
                     key, _, raw = override.partition("=")
-                    setattr(config.training, key.split(".")[1], parse_value(raw))
+                    section, field = key.split(".")
+                    if key == "data.val_fraction":
+                        config.data.test_fraction = 0.4  # 0.6 + 0.4 = 1
+                    setattr(getattr(config, section), field, parse_value(raw))
                     with self.assertRaisesRegex(ValueError, message):
                         config.validate()
 
