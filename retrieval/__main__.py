@@ -9,7 +9,7 @@ from common.training.cli import (
     add_evaluate_arguments,
     add_export_command,
     add_prepare_arguments,
-    add_training_arguments,
+    add_train_command,
     prepare_arguments,
     run_cli,
     train_command,
@@ -26,9 +26,8 @@ def build_parser():
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("train", help="train a model into a run directory")
-    add_training_arguments(
-        p,
+    add_train_command(
+        commands,
         presets="demo | flickr8k | flickr30k | coco",
         data_help="dataset folder or manifest (demo: generated if absent)",
         set_example="training.epochs=3",

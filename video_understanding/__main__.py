@@ -11,7 +11,7 @@ from common.training.cli import (
     add_export_command,
     add_override_argument,
     add_prepare_arguments,
-    add_training_arguments,
+    add_train_command,
     prepare_arguments,
     run_cli,
     train_command,
@@ -55,9 +55,8 @@ def build_parser():
         help="skip clips whose header declares more seconds (default: 3600)",
     )
 
-    p = commands.add_parser("train", help="train a model into a run directory")
-    add_training_arguments(
-        p,
+    add_train_command(
+        commands,
         presets="demo | demo_sync | ucf101 | kinetics",
         data_help="clips or a prepared folder (demo: generated)",
         set_example="model.fusion=graph",

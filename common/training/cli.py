@@ -11,9 +11,10 @@ from common.training.distribute import STRATEGIES as CLI_STRATEGIES
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
-def add_training_arguments(parser, presets, data_help, set_example):
-    """`--preset --data --output --set --precision --strategy --deterministic
-    --verbose` on `parser` (an argparse sub-parser)."""
+def add_train_command(commands, presets, data_help, set_example):
+    """The `train` sub-command of both applications: `--preset --data
+    --output --set --precision --strategy --deterministic --verbose`."""
+    parser = commands.add_parser("train", help="train a model into a run directory")
     parser.add_argument("--preset", default="demo", help=f"{presets} (default: demo)")
     parser.add_argument("--data", help=data_help)
     parser.add_argument("--output", required=True, help="run directory, e.g. runs/NAME")
@@ -36,6 +37,7 @@ def add_training_arguments(parser, presets, data_help, set_example):
         help="op determinism + fixed seeds: identical runs (slower)",
     )
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+    return parser
 
 
 def add_prepare_arguments(parser, data_help, items, shard_size, workers_help):
