@@ -246,3 +246,15 @@ def load_prepared(path, verbose=True):
             f"test {counts['test']} images)"
         )
     return data
+
+
+def load_data(config, data_path=None, verbose=True):
+    """The run's data (or `data_path`), split as the config says."""
+    return load_retrieval_data(
+        data_path or config.data.path,
+        seed=config.data.seed,
+        val_fraction=config.data.val_fraction,
+        test_fraction=config.data.test_fraction,
+        max_image_pixels=config.data.max_image_pixels,
+        verbose=verbose,
+    )

@@ -4,11 +4,12 @@ import os
 
 from common.data.files import write_json_atomically
 from common.training import RunDirectory
-from retrieval.embed import evaluate_embeddings
+from common.training.config import save_config
+from retrieval.data import load_data
+from retrieval.embed import RERANK_WEIGHTS, evaluate_embeddings
 from retrieval.grounding import boxes_for, find_boxes, read_boxes
 from retrieval.model import load_trained_model
 from retrieval.records import PreparedImages
-from retrieval.train import choose_rerank_weight, load_data
 
 
 def format_table(metrics):
@@ -31,6 +32,37 @@ def format_table(metrics):
     for name, m in rows:
         lines.append(f"{name:24}" + "".join(f"{m[k]:9.1f}" for k in keys))
     return "\n".join(lines)
+
+
+def choose_rerank_weight(run_dir, verbose=True):
+    """Chooses the weight of the match probability in the re-ranking score
+    on the validation split (best rsum over `RERANK_WEIGHTS`, 0 being the
+    dual encoder alone), saves it as `training.rerank_weight` in the run's
+    `config.json` and returns it (1.0 without validation images)."""
+    run = RunDirectory(run_dir)
+    config, model = load_trained_model(run_dir)
+    images, captions = load_data(config, verbose=False).subset("val")
+    weight, note = 1.0, "no validation images: weight 1.0"
+    if images and config.training.rerank_top_k > 0:
+        metrics = evaluate_embeddings(
+            model,
+            images,
+            captions,
+            config.data.image_size,
+            config.training.validation_batch_size,
+            rerank_top_k=config.training.rerank_top_k,
+            rerank_weights=RERANK_WEIGHTS,
+        )
+        weight = metrics["rerank"]["weight"]
+        note = (
+            f"weight {weight:g} (validation rsum {metrics['rerank']['rsum']:.1f}; "
+            f"dual encoder {metrics['rsum']:.1f})"
+        )
+    config.training.rerank_weight = float(weight)
+    save_config(config, run.config)
+    if verbose:
+        print(f"Re-ranking score = similarity + weight x match probability: {note}")
+    return weight
 
 
 def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=True):

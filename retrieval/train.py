@@ -9,7 +9,6 @@ from common.data.cache import choose_cache
 from common.data.files import write_atomically
 from common.encoders import LSTMTextEncoder
 from common.training import (
-    RunDirectory,
     distribute_options,
     finish_training,
     fit_resuming,
@@ -21,16 +20,15 @@ from common.training import (
     warmup_cosine,
     worker_index,
 )
-from common.training.config import save_config
 from common.training.faults import maybe_kill
 from retrieval.config import RetrievalConfig
-from retrieval.data import load_retrieval_data
+from retrieval.data import load_data
 from retrieval.demo_data import generate_demo_data
-from retrieval.embed import RERANK_WEIGHTS, evaluate_embeddings
+from retrieval.embed import evaluate_embeddings
+from retrieval.evaluate import choose_rerank_weight
 from retrieval.model import (
     VOCABULARY_FILE,
     build_model,
-    load_trained_model,
     load_vocabulary,
 )
 from retrieval.pipeline import training_dataset
@@ -105,49 +103,6 @@ def adapt_vocabulary(config, captions):
 def save_vocabulary(run, vocabulary):
     text = "".join(f"{token}\n" for token in vocabulary)
     write_atomically(run.file(VOCABULARY_FILE), text)
-
-
-def load_data(config, data_path=None, verbose=True):
-    """The run's data (or `data_path`), split as the config says."""
-    return load_retrieval_data(
-        data_path or config.data.path,
-        seed=config.data.seed,
-        val_fraction=config.data.val_fraction,
-        test_fraction=config.data.test_fraction,
-        max_image_pixels=config.data.max_image_pixels,
-        verbose=verbose,
-    )
-
-
-def choose_rerank_weight(run_dir, verbose=True):
-    """Chooses the weight of the match probability in the re-ranking score
-    on the validation split (best rsum over `RERANK_WEIGHTS`, 0 being the
-    dual encoder alone), saves it as `training.rerank_weight` in the run's
-    `config.json` and returns it (1.0 without validation images)."""
-    run = RunDirectory(run_dir)
-    config, model = load_trained_model(run_dir)
-    images, captions = load_data(config, verbose=False).subset("val")
-    weight, note = 1.0, "no validation images: weight 1.0"
-    if images and config.training.rerank_top_k > 0:
-        metrics = evaluate_embeddings(
-            model,
-            images,
-            captions,
-            config.data.image_size,
-            config.training.validation_batch_size,
-            rerank_top_k=config.training.rerank_top_k,
-            rerank_weights=RERANK_WEIGHTS,
-        )
-        weight = metrics["rerank"]["weight"]
-        note = (
-            f"weight {weight:g} (validation rsum {metrics['rerank']['rsum']:.1f}; "
-            f"dual encoder {metrics['rsum']:.1f})"
-        )
-    config.training.rerank_weight = float(weight)
-    save_config(config, run.config)
-    if verbose:
-        print(f"Re-ranking score = similarity + weight x match probability: {note}")
-    return weight
 
 
 def _optimizer(config, steps_per_epoch, epochs):

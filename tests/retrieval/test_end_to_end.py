@@ -69,8 +69,8 @@ def check_metrics_against_numpy(test, run, metrics):
     """`evaluate`'s numbers recomputed from the trained model's embeddings:
     Recall@K and median rank by full sorts, re-ranking by the candidates'
     fused scores."""
+    from retrieval.data import load_data
     from retrieval.embed import embed_images, embed_texts
-    from retrieval.train import load_data
     from tests import numpy_reference as ref
 
     config, model = load_trained_model(run)
