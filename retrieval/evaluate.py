@@ -34,6 +34,20 @@ def format_table(metrics):
     return "\n".join(lines)
 
 
+def _metrics(model, config, images, captions, top_k, weights, boxes=None):
+    """`evaluate_embeddings` at the run's image size and batch size."""
+    return evaluate_embeddings(
+        model,
+        images,
+        captions,
+        config.data.image_size,
+        config.training.validation_batch_size,
+        rerank_top_k=top_k,
+        rerank_weights=weights,
+        boxes=boxes,
+    )
+
+
 def choose_rerank_weight(run_dir, verbose=True):
     """Chooses the weight of the match probability in the re-ranking score
     on the validation split (best rsum over `RERANK_WEIGHTS`, 0 being the
@@ -44,14 +58,13 @@ def choose_rerank_weight(run_dir, verbose=True):
     images, captions = load_data(config, verbose=False).subset("val")
     weight, note = 1.0, "no validation images: weight 1.0"
     if images and config.training.rerank_top_k > 0:
-        metrics = evaluate_embeddings(
+        metrics = _metrics(
             model,
+            config,
             images,
             captions,
-            config.data.image_size,
-            config.training.validation_batch_size,
-            rerank_top_k=config.training.rerank_top_k,
-            rerank_weights=RERANK_WEIGHTS,
+            config.training.rerank_top_k,
+            RERANK_WEIGHTS,
         )
         weight = metrics["rerank"]["weight"]
         note = (
@@ -91,16 +104,7 @@ def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=Tru
     if boxes_file is not None:
         names = images.ids if isinstance(images, PreparedImages) else images
         boxes = boxes_for(names, read_boxes(boxes_file), folders)
-    metrics = evaluate_embeddings(
-        model,
-        images,
-        captions,
-        config.data.image_size,
-        config.training.validation_batch_size,
-        rerank_top_k=top_k,
-        rerank_weights=(weight,),
-        boxes=boxes,
-    )
+    metrics = _metrics(model, config, images, captions, top_k, (weight,), boxes)
     metrics["split"] = split
     metrics["data"] = os.path.abspath(data_path or config.data.path)
     write_json_atomically(run.metrics, metrics)

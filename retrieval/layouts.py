@@ -10,6 +10,8 @@ import glob
 import json
 import os
 
+from common.data.files import csv_header
+
 
 def _decoded_lines(path, report):
     """Lines of a text file; lines that are not UTF-8 are skipped and reported."""
@@ -37,14 +39,7 @@ def read_kaggle_captions(captions_path, report):
     image_dir = _first_existing_dir(root, ("Images", "images", "Flicker8k_Dataset"))
     lines = [text for _, text in _decoded_lines(captions_path, report)]
     rows = list(csv.reader(lines))
-    if not rows:
-        raise ValueError(f"{captions_path} is empty.")
-    header = [h.strip().lower() for h in rows[0]]
-    if header[:2] != ["image", "caption"]:
-        raise ValueError(
-            f"{captions_path} must start with a header 'image,caption[,split]'; "
-            f"received {rows[0]!r}."
-        )
+    header = csv_header(rows, captions_path, ("image", "caption"), ("split",))
     has_split = len(header) >= 3 and header[2] == "split"
     entries = []
     for number, row in enumerate(rows[1:], start=2):

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from common.data import SkipReport
-from common.data.files import file_problem, resolve_reference, walk_files
+from common.data.files import csv_header, file_problem, resolve_reference, walk_files
 from common.data.splits import SPLIT_ALIASES, SPLITS, assign_splits
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
@@ -81,14 +81,7 @@ def _read_csv(path, report):
             rows = list(csv.reader(f))
         except UnicodeDecodeError as error:
             raise ValueError(f"{path} is not UTF-8: {error}") from error
-    if not rows:
-        raise ValueError(f"{path} is empty.")
-    header = [h.strip().lower() for h in rows[0]]
-    if header[:2] != ["path", "label"]:
-        raise ValueError(
-            f"{path} must start with a header 'path,label[,split]'; received "
-            f"{rows[0]!r}."
-        )
+    csv_header(rows, path, ("path", "label"), ("split",))
     entries = []
     name = os.path.basename(path)
     for number, row in enumerate(rows[1:], start=2):

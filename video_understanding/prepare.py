@@ -121,6 +121,72 @@ def _shard_stats(path, records):
     return {"clips": clips, "without_audio": without}
 
 
+def _known_problems(output, plan, todo, loader_report):
+    """`{clip path: reason}` known before decoding: the decoding problems of
+    shards kept from an earlier run (from its list) and, anew each run, what
+    the loader refused."""
+    skipped_path = os.path.join(output, SKIPPED)
+    earlier = {}
+    if os.path.isfile(skipped_path):
+        with open(skipped_path, encoding="utf-8") as f:
+            earlier = {path: reason for path, reason in json.load(f)}
+    written = {name for _, name, _ in todo}
+    kept = {path for _, name, clips in plan if name not in written for path, _ in clips}
+    problems = {p: r for p, r in earlier.items() if p in kept}
+    for path, reason in loader_report.entries:
+        problems[path] = reason
+    return problems
+
+
+def _decode_and_write(todo, settings, output, workers, problems, verbose):
+    """Decodes the shards of `todo` in worker processes and writes each as it
+    comes; adds the clips that failed to `problems`; returns the written
+    shards' stats by name."""
+    stats = {}
+    workers = workers or min(len(todo), os.cpu_count() or 1) or 1
+    with tqdm(
+        total=len(todo), desc="Preparing shards", unit="shard", disable=not verbose
+    ) as progress:
+        if not todo:
+            return stats
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(decode_for_shard, clips, settings): name
+                for _, name, clips in todo
+            }
+            try:
+                for future in as_completed(futures):
+                    records, shard_problems = future.result()
+                    write_shard(
+                        os.path.join(output, futures[future]),
+                        (encode_example(record) for record in records),
+                    )
+                    stats[futures[future]] = _shard_stats(None, records)
+                    problems.update(dict(shard_problems))
+                    progress.update(1)
+            except BaseException:
+                # A failed write (a full disk) stops here: the shards not
+                # decoded yet are not waited for.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    return stats
+
+
+def _add_shard_listing(metadata, plan, stats, skipped):
+    """The shards of each split, their stats and the clip counts."""
+    metadata["shards"] = {
+        split: sorted(n for s, n, _ in plan if s == split) for split in SPLITS
+    }
+    metadata["records"] = {name: stats[name] for _, name, _ in plan}
+    metadata["counts"] = {
+        split: sum(stats[n]["clips"] for n in metadata["shards"][split])
+        for split in SPLITS
+    }
+    metadata["without_audio"] = sum(s["without_audio"] for s in stats.values())
+    metadata["skipped"] = skipped
+
+
 def prepare(
     data_path,
     output,
@@ -170,49 +236,12 @@ def prepare(
         for split, name, clips in plan
         if not os.path.isfile(os.path.join(output, name))
     ]
-    # Decoding problems of shards kept from an earlier run are in its list.
-    skipped_path = os.path.join(output, SKIPPED)
-    earlier = {}
-    if os.path.isfile(skipped_path):
-        with open(skipped_path, encoding="utf-8") as f:
-            earlier = {path: reason for path, reason in json.load(f)}
-    written = {name for _, name, _ in todo}
-    kept = {path for _, name, clips in plan if name not in written for path, _ in clips}
-    problems = {p: r for p, r in earlier.items() if p in kept}
-    # What the loader refused is listed anew each run.
-    for path, reason in data.report.entries:
-        problems[path] = reason
+    problems = _known_problems(output, plan, todo, data.report)
+    stats = _decode_and_write(todo, settings, output, workers, problems, verbose)
     previous = {}
     if os.path.isfile(metadata_path):
         with open(metadata_path, encoding="utf-8") as f:
             previous = json.load(f).get("records", {})
-    stats = {}
-    workers = workers or min(len(todo), os.cpu_count() or 1) or 1
-    with tqdm(
-        total=len(todo), desc="Preparing shards", unit="shard", disable=not verbose
-    ) as progress:
-        if todo:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = {
-                    pool.submit(decode_for_shard, clips, settings): name
-                    for _, name, clips in todo
-                }
-                try:
-                    for future in as_completed(futures):
-                        records, shard_problems = future.result()
-                        write_shard(
-                            os.path.join(output, futures[future]),
-                            (encode_example(record) for record in records),
-                        )
-                        stats[futures[future]] = _shard_stats(None, records)
-                        problems.update(dict(shard_problems))
-                        progress.update(1)
-                except BaseException:
-                    # A failed write (a full disk) stops here: the shards
-                    # not decoded yet are not waited for.
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
     for _, name, _ in plan:
         if name not in stats:
             stats[name] = previous.get(name) or _shard_stats(
@@ -221,17 +250,8 @@ def prepare(
     report = SkipReport(data_path)
     for path, reason in problems.items():
         report.skip(reason.split(": ", 1)[-1].split(" (")[0], path)
-    write_json_atomically(skipped_path, sorted(problems.items()))
-    metadata["shards"] = {
-        split: sorted(n for s, n, _ in plan if s == split) for split in SPLITS
-    }
-    metadata["records"] = {name: stats[name] for _, name, _ in plan}
-    metadata["counts"] = {
-        split: sum(stats[n]["clips"] for n in metadata["shards"][split])
-        for split in SPLITS
-    }
-    metadata["without_audio"] = sum(s["without_audio"] for s in stats.values())
-    metadata["skipped"] = len(problems)
+    write_json_atomically(os.path.join(output, SKIPPED), sorted(problems.items()))
+    _add_shard_listing(metadata, plan, stats, len(problems))
     report.kept = sum(metadata["counts"].values())
     write_json_atomically(metadata_path, metadata)
     if verbose:

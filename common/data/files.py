@@ -188,3 +188,22 @@ def write_json_atomically(path, value, **dump_options):
     """`json.dumps(value, indent=2, **dump_options)` written with
     `write_atomically`."""
     write_atomically(path, json.dumps(value, indent=2, **dump_options))
+
+
+def csv_header(rows, path, columns, optional=()):
+    """The lower-cased header of the CSV `rows` read from `path`; a
+    `ValueError` naming the file when it is empty or its header does not
+    start with `columns` (`optional` columns may follow, for the message).
+
+    >>> csv_header([["Path", "Label"], ["a.mp4", "dog"]], "m.csv", ("path", "label"))
+    ['path', 'label']
+    """
+    if not rows:
+        raise ValueError(f"{path} is empty.")
+    header = [h.strip().lower() for h in rows[0]]
+    if header[: len(columns)] != list(columns):
+        shown = ",".join(columns) + "".join(f"[,{c}]" for c in optional)
+        raise ValueError(
+            f"{path} must start with a header '{shown}'; received {rows[0]!r}."
+        )
+    return header

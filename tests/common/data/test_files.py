@@ -1,4 +1,7 @@
 import os
+import re
+import tempfile
+import unittest
 
 from common.data.files import (
     file_problem,
@@ -72,3 +75,30 @@ class FilesTest(TestCase):
             ["top/a.jpg", "top/linked/d.jpg", "top/sub/b.jpg"],
         )
         self.assertEqual(loops, [os.path.join(self.root, "top", "sub", "up")])
+
+
+class CsvHeaderTest(unittest.TestCase):
+    def test_both_apps_name_the_file_of_a_bad_or_empty_header(self):
+        from retrieval.data import load_retrieval_data
+        from video_understanding.data import load_video_data
+
+        with tempfile.TemporaryDirectory() as root:
+            captions = os.path.join(root, "captions.txt")
+            manifest = os.path.join(root, "clips.csv")
+            for path, bad, expected, load in (
+                (
+                    captions,
+                    "img,text\n",
+                    "'image,caption[,split]'",
+                    load_retrieval_data,
+                ),
+                (manifest, "file,label\n", "'path,label[,split]'", load_video_data),
+            ):
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(bad)
+                pattern = f"{re.escape(path)} must start.*{re.escape(expected)}"
+                with self.assertRaisesRegex(ValueError, pattern):
+                    load(path, verbose=False)
+                open(path, "w").close()
+                with self.assertRaisesRegex(ValueError, f"{re.escape(path)} is empty"):
+                    load(path, verbose=False)
