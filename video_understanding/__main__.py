@@ -124,7 +124,7 @@ def run(args):
     elif args.command == "predict":
         import json
 
-        from video_understanding.export import predict
+        from video_understanding.predict import predict
 
         results = predict(args.clips, args.model, k=args.k)
         if args.json:

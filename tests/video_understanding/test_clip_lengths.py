@@ -160,7 +160,7 @@ class ClipLengthsTest(TestCase):
 
     def test_predict_decodes_every_length_with_the_exported_window(self):
         from tests.exported_models import exported
-        from video_understanding.export import predict
+        from video_understanding.predict import predict
 
         models = exported().video
         paths = [os.path.join(self.root, name) for name in CLIPS]

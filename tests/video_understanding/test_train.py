@@ -120,8 +120,8 @@ class VideoTrainEvaluateTest(TestCase):
         import numpy as np
 
         from common.data.video import decode_clip
-        from video_understanding.export import predict
         from video_understanding.model import load_trained_model
+        from video_understanding.predict import predict
 
         models = os.path.join(self.get_temp_dir(), "saved_models", "video")
         self.assertEqual(main(["export", "--run", run, "--output", models]), 0)
