@@ -10,15 +10,13 @@ from common.data.files import write_atomically
 from common.encoders import LSTMTextEncoder
 from common.training import (
     distribute_options,
+    file_split,
     finish_training,
     fit_resuming,
-    num_workers,
-    split_by_file,
     standard_callbacks,
     start_training,
     wait_for_file,
     warmup_cosine,
-    worker_index,
 )
 from common.training.faults import maybe_kill
 from retrieval.config import RetrievalConfig
@@ -143,11 +141,8 @@ def _training_stream(config, images, captions, steps, distribution, verbose):
     # Each worker of a cluster reads its own prepared shard files when there
     # are enough of them; otherwise (and for image files, listed in one
     # tensor) each worker takes its share of every batch's elements.
-    workers = num_workers(distribution)
-    by_file = isinstance(images, PreparedImages) and split_by_file(
-        len(images.files), workers
-    )
-    worker = (worker_index(distribution), workers) if by_file else (0, 1)
+    files = len(images.files) if isinstance(images, PreparedImages) else 0
+    worker, by_file = file_split(distribution, files)
 
     def data_from(first_epoch, last_epoch, skip=0):
         # Epoch `e`'s batches depend only on the seed and `e`: a resumed run

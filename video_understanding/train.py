@@ -13,14 +13,12 @@ import keras
 from common.data.files import write_atomically
 from common.training import (
     distribute_options,
+    file_split,
     finish_training,
     fit_resuming,
-    num_workers,
-    split_by_file,
     standard_callbacks,
     start_training,
     warmup_cosine,
-    worker_index,
 )
 from common.training.optimizers import TowerAdamW
 from video_understanding.config import VideoConfig
@@ -194,8 +192,7 @@ def train(
     steps = max(1, -(-split_size(prepared, "train", metadata) // t.batch_size))
     # Workers split the shards between them when there are enough, else
     # each batch's elements.
-    workers = num_workers(distribution)
-    by_file = split_by_file(len(metadata["shards"]["train"]), workers)
+    worker, by_file = file_split(distribution, len(metadata["shards"]["train"]))
 
     def train_data(first_epoch, last_epoch, skip):
         # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
@@ -211,7 +208,7 @@ def train(
             seed=t.seed,
             first_epoch=first_epoch,
             epochs=last_epoch,
-            worker=(worker_index(distribution), workers) if by_file else (0, 1),
+            worker=worker,
         )
         return dataset.skip(skip).with_options(distribute_options(by_file))
 

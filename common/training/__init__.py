@@ -8,6 +8,7 @@ import `common.training.cli` before TensorFlow starts.
 from common.training.distribute import (
     STRATEGIES,
     distribute_options,
+    file_split,
     get_strategy,
     is_chief,
     num_workers,
@@ -38,6 +39,7 @@ __all__ = [
     "backup_epoch",
     "backup_position",
     "distribute_options",
+    "file_split",
     "fit_resuming",
     "finish_training",
     "get_strategy",

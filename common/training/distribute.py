@@ -121,6 +121,17 @@ def split_by_file(num_files, workers):
     return workers > 1 and num_files >= workers
 
 
+def file_split(strategy, num_files):
+    """`(worker, by_file)` for a dataset read from `num_files` shard files
+    under `strategy`: with `by_file` (`split_by_file`), `worker = (index,
+    count)` and this process reads files `index, index + count, ...`;
+    otherwise `worker = (0, 1)` (every file; the workers split each batch by
+    element)."""
+    workers = num_workers(strategy)
+    by_file = split_by_file(num_files, workers)
+    return ((worker_index(strategy), workers) if by_file else (0, 1)), by_file
+
+
 def distribute_options(by_file):
     """`tf.data.Options` for a dataset a strategy distributes: auto-sharding
     OFF when the workers already read their own files (`by_file`), else DATA
