@@ -7,7 +7,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from common.data.video import decode_clip
+from common.data.video import decode_with
 from common.export import resolve_version_dir
 
 
@@ -29,14 +29,7 @@ def predict(clips, model="saved_models/video_understanding", k=5):
     serve = tf.saved_model.load(version).signatures["serving_default"]
     results = []
     for path in clips:
-        clip = decode_clip(
-            path,
-            decoding["num_frames"],
-            decoding["frame_size"],
-            sample_rate=decoding["sample_rate"],
-            clip_seconds=decoding["clip_seconds"],
-            mode="center",
-        )
+        clip = decode_with(path, decoding)
         out = serve(
             frames=tf.constant(clip.frames[None]), audio=tf.constant(clip.audio[None])
         )

@@ -35,7 +35,7 @@ from common.data.shards import (
     split_settings,
     write_shard,
 )
-from common.data.video import ClipDecodeError, decode_clip
+from common.data.video import ClipDecodeError, decode_with
 from video_understanding.config import check_clip_seconds
 from video_understanding.data import SPLITS, load_video_data
 from video_understanding.records import (
@@ -64,15 +64,7 @@ def decode_for_shard(clips, settings):
     records, problems = [], []
     for path, targets in clips:
         try:
-            clip = decode_clip(
-                path,
-                settings["num_frames"],
-                settings["frame_size"],
-                sample_rate=settings["sample_rate"],
-                clip_seconds=settings["clip_seconds"],
-                mode="center",
-                max_duration=settings["max_duration"],
-            )
+            clip = decode_with(path, settings)
         except (ClipDecodeError, OSError) as error:
             problems.append((path, str(error)))
             continue

@@ -399,3 +399,20 @@ def write_clip(
         for packet in video.encode(None):
             container.mux(packet)
     return str(path)
+
+
+def decode_with(path, settings, mode="center", rng=None):
+    """`decode_clip` with the decoding a model was trained with: `settings`
+    holds `num_frames`, `frame_size`, `sample_rate`, `clip_seconds` and,
+    optionally, `max_duration` (a prepared folder's settings, or an exported
+    model's `decoding.json`)."""
+    return decode_clip(
+        path,
+        settings["num_frames"],
+        settings["frame_size"],
+        sample_rate=settings["sample_rate"],
+        clip_seconds=settings["clip_seconds"],
+        mode=mode,
+        rng=rng,
+        max_duration=settings.get("max_duration"),
+    )
