@@ -5,6 +5,7 @@ from keras import ops
 
 from common.encoders import LSTMTextEncoder, VGG16ImageEncoder
 from common.losses import ContrastiveLoss, hard_negative_triplet_loss
+from common.training.config import arguments_for
 from common.training.prebuilt import PrebuiltModel
 from retrieval.matching import (
     ImageTextMatchingHead,
@@ -330,27 +331,15 @@ class ImageTextRetrievalModel(PrebuiltModel):
 
 def build_model(config, vocabulary=None):
     """An `ImageTextRetrievalModel` from a `RetrievalConfig`, built."""
-    m, t = config.model, config.training
     image_size = config.data.image_size
     model = ImageTextRetrievalModel(
-        image_shape=(image_size, image_size, 3),
-        weights=m.weights,
-        feature_layer=m.feature_layer,
-        embedding_dim=m.embedding_dim,
-        vocabulary_size=m.vocabulary_size,
-        vocabulary=vocabulary,
-        sequence_length=m.sequence_length,
-        word_embedding_dim=m.word_embedding_dim,
-        text_hidden_dim=m.text_hidden_dim,
-        bidirectional=m.bidirectional,
-        num_heads=m.num_heads,
-        key_dim=m.key_dim,
-        matching_layers=m.matching_layers,
-        negative_temperature=t.negative_temperature,
-        dropout_rate=m.dropout_rate,
-        loss=t.loss,
-        margin=t.margin,
-        matching_loss_weight=t.matching_loss_weight,
+        **arguments_for(
+            ImageTextRetrievalModel,
+            config.model,
+            config.training,
+            image_shape=(image_size, image_size, 3),
+            vocabulary=vocabulary,
+        )
     )
     model.build()
     return model

@@ -9,7 +9,6 @@ from common.data.cache import choose_cache
 from common.data.files import write_atomically
 from common.encoders import LSTMTextEncoder
 from common.training import (
-    distribute_options,
     file_split,
     finish_training,
     fit_resuming,
@@ -142,7 +141,7 @@ def _training_stream(config, images, captions, steps, distribution, verbose):
     # are enough of them; otherwise (and for image files, listed in one
     # tensor) each worker takes its share of every batch's elements.
     files = len(images.files) if isinstance(images, PreparedImages) else 0
-    worker, by_file = file_split(distribution, files)
+    split = file_split(distribution, files)
 
     def data_from(first_epoch, last_epoch, skip=0):
         # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
@@ -158,12 +157,12 @@ def _training_stream(config, images, captions, steps, distribution, verbose):
             first_epoch=first_epoch,
             epochs=last_epoch,
             steps_per_epoch=steps,
-            worker=worker,
+            worker=split.worker,
         )
         dataset = dataset.skip(skip).map(
             lambda images, text: {"images": images, "text": text}
         )
-        return dataset.with_options(distribute_options(by_file))
+        return dataset.with_options(split.options)
 
     return data_from
 

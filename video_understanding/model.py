@@ -12,6 +12,7 @@ from common.layers import (
     ModalityGraphFusion,
     SelfAttentionBlock,
 )
+from common.training.config import arguments_for
 from common.training.prebuilt import PrebuiltModel
 from video_understanding.config import FUSIONS
 
@@ -463,30 +464,15 @@ class VideoUnderstandingModel(PrebuiltModel):
 
 def build_model(config, num_classes, multi_label):
     """A built `VideoUnderstandingModel` from a `VideoConfig`."""
-    m, d = config.model, config.data
     model = VideoUnderstandingModel(
-        num_classes=num_classes,
-        num_frames=d.num_frames,
-        frame_size=d.frame_size,
-        sample_rate=d.sample_rate,
-        fusion=m.fusion,
-        modalities=config.modalities,
-        hidden_dim=m.hidden_dim,
-        num_heads=m.num_heads,
-        key_dim=m.key_dim,
-        num_layers=m.num_layers,
-        weights=m.weights,
-        feature_layer=m.feature_layer,
-        frame_differences=m.frame_differences,
-        modality_dropout=m.modality_dropout,
-        dropout_rate=m.dropout_rate,
-        multi_label=multi_label,
-        num_mel_bins=m.num_mel_bins,
-        fft_length=m.fft_length,
-        sequence_stride=m.sequence_stride,
-        audio_filters=m.audio_filters,
-        time_encoding=m.time_encoding,
-        auxiliary_weight=m.auxiliary_weight,
+        **arguments_for(
+            VideoUnderstandingModel,
+            config.model,
+            config.data,
+            num_classes=num_classes,
+            modalities=config.modalities,
+            multi_label=multi_label,
+        )
     )
     model.build()
     return model

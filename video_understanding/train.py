@@ -20,6 +20,7 @@ from common.training import (
     start_training,
     warmup_cosine,
 )
+from common.training.config import arguments_for
 from common.training.optimizers import TowerAdamW
 from video_understanding.config import VideoConfig
 from video_understanding.demo_data import generate_demo_clips, generate_sync_clips
@@ -56,21 +57,8 @@ def prepared_folder(config, run, data_path=None, verbose=True):
                 seed=config.data.seed,
             )
         )
-    d = config.data
     output = run.file("prepared")
-    prepare(
-        path,
-        output,
-        num_frames=d.num_frames,
-        frame_size=d.frame_size,
-        sample_rate=d.sample_rate,
-        clip_seconds=d.clip_seconds,
-        shard_size=d.shard_size,
-        seed=d.seed,
-        val_fraction=d.val_fraction,
-        test_fraction=d.test_fraction,
-        verbose=verbose,
-    )
+    prepare(path, output, **arguments_for(prepare, config.data, verbose=verbose))
     return output
 
 
@@ -192,7 +180,7 @@ def train(
     steps = max(1, -(-split_size(prepared, "train", metadata) // t.batch_size))
     # Workers split the shards between them when there are enough, else
     # each batch's elements.
-    worker, by_file = file_split(distribution, len(metadata["shards"]["train"]))
+    split = file_split(distribution, len(metadata["shards"]["train"]))
 
     def train_data(first_epoch, last_epoch, skip):
         # Epoch `e`'s batches depend only on the seed and `e`: a resumed run
@@ -208,9 +196,9 @@ def train(
             seed=t.seed,
             first_epoch=first_epoch,
             epochs=last_epoch,
-            worker=worker,
+            worker=split.worker,
         )
-        return dataset.skip(skip).with_options(distribute_options(by_file))
+        return dataset.skip(skip).with_options(split.options)
 
     if val_data is not None:
         # Validation batches are split by element: a split in fewer shard

@@ -1,6 +1,7 @@
 """Dataclass configs: presets, `--set section.key=value` overrides, JSON."""
 
 import dataclasses
+import inspect
 import json
 import os
 
@@ -100,6 +101,38 @@ def config_from_presets(presets, preset, overrides=None):
     if config.model.weights in ("none", "None", ""):
         config.model.weights = None
     return config.validate()
+
+
+def arguments_for(function, *sections, **given):
+    """The keyword arguments of `function` that the config `sections` hold
+    under the same names (an earlier section wins), then `given`.
+
+    One place maps a config to a constructor or a function, so a setting
+    reaches it by its name and cannot be forgotten on the way:
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Model:
+    ...     units: int = 8
+    ...     seed: int = 0
+    >>> def build(units, activation="relu", **kwargs):
+    ...     return units, activation
+    >>> arguments_for(build, Model(), activation="gelu")
+    {'units': 8, 'activation': 'gelu'}
+    """
+    parameters = inspect.signature(function).parameters
+    named = {
+        name
+        for name, p in parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    arguments = {}
+    for section in reversed(sections):
+        for field in dataclasses.fields(section):
+            if field.name in named:
+                arguments[field.name] = getattr(section, field.name)
+    arguments.update(given)
+    return arguments
 
 
 def check_positive_integers(named_values):

@@ -1,5 +1,7 @@
 """`tf.distribute` strategies by the name the `--strategy` flags take."""
 
+import collections
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -121,15 +123,27 @@ def split_by_file(num_files, workers):
     return workers > 1 and num_files >= workers
 
 
+class FileSplit(collections.namedtuple("FileSplit", ["worker", "by_file"])):
+    """Which shard files a worker reads (`worker = (index, count)`) and
+    whether the workers split by file; `options` are the `tf.data.Options`
+    for its dataset (`distribute_options(by_file)`)."""
+
+    __slots__ = ()
+
+    @property
+    def options(self):
+        return distribute_options(self.by_file)
+
+
 def file_split(strategy, num_files):
-    """`(worker, by_file)` for a dataset read from `num_files` shard files
-    under `strategy`: with `by_file` (`split_by_file`), `worker = (index,
-    count)` and this process reads files `index, index + count, ...`;
-    otherwise `worker = (0, 1)` (every file; the workers split each batch by
-    element)."""
+    """A `FileSplit(worker, by_file)` for a dataset read from `num_files`
+    shard files under `strategy`: with `by_file` (`split_by_file`),
+    `worker = (index, count)` and this process reads files `index, index +
+    count, ...`; otherwise `worker = (0, 1)` (every file; the workers split
+    each batch by element)."""
     workers = num_workers(strategy)
     by_file = split_by_file(num_files, workers)
-    return ((worker_index(strategy), workers) if by_file else (0, 1)), by_file
+    return FileSplit((worker_index(strategy), workers) if by_file else (0, 1), by_file)
 
 
 def distribute_options(by_file):

@@ -45,3 +45,15 @@ class FileSplitTest(unittest.TestCase):
             self.assertEqual(
                 options.experimental_distribute.auto_shard_policy, expected
             )
+
+    def test_a_split_carries_the_options_of_its_policy(self):
+        policy = __import__("tensorflow").data.experimental.AutoShardPolicy
+        by_file = file_split(strategy_of("worker", 1), 4)
+        by_element = file_split(strategy_of("worker", 1), 1)
+        self.assertEqual(
+            by_file.options.experimental_distribute.auto_shard_policy, policy.OFF
+        )
+        self.assertEqual(
+            by_element.options.experimental_distribute.auto_shard_policy,
+            policy.DATA,
+        )
