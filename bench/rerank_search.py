@@ -26,8 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._common import median_time, result, write_report  # noqa: E402
 from retrieval.config import get_config  # noqa: E402
 from retrieval.export import make_export_archive  # noqa: E402
-from retrieval.index import REGION_DTYPE, SearchIndex  # noqa: E402
+from retrieval.gallery import REGION_DTYPE  # noqa: E402
 from retrieval.model import build_model  # noqa: E402
+from retrieval.search_index import SearchIndex  # noqa: E402
 
 WORDS = "a the red blue dog cat runs on grass in of with man woman ball".split()
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import median_time, result, write_report  # noqa: E402
-from retrieval.index import SearchIndex  # noqa: E402
+from retrieval.search_index import SearchIndex  # noqa: E402
 
 
 class VectorEncoder(tf.Module):

@@ -10,7 +10,8 @@ import tensorflow as tf
 from common.serving.topk import merge_top_k
 from common.testing import TestCase
 from retrieval.__main__ import main
-from retrieval.index import EmbeddingSpool, index_versions, parse_shard
+from retrieval.gallery import EmbeddingSpool
+from retrieval.index import index_versions, parse_shard
 from retrieval.prepare import prepare
 from retrieval.search import search
 from tests.exported_models import exported

@@ -193,7 +193,7 @@ class LinkedLayoutsTest(TestCase):
 class GalleryListingTest(TestCase):
     def test_gallery_follows_links_and_names_what_it_cannot_read(self):
         from common.data import SkipReport
-        from retrieval.index import list_gallery
+        from retrieval.gallery import list_gallery
 
         base = self.get_temp_dir()
         gallery = os.path.join(base, "gallery")

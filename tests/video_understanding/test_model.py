@@ -2,13 +2,8 @@ import keras
 import numpy as np
 
 from common.testing import TestCase
-from video_understanding.model import (
-    FUSIONS,
-    TIME_FREQUENCIES,
-    VideoUnderstandingModel,
-    time_bins,
-    time_features,
-)
+from video_understanding.fusion import TIME_FREQUENCIES, time_bins, time_features
+from video_understanding.model import FUSIONS, VideoUnderstandingModel
 
 SMALL = dict(
     num_classes=4,
