@@ -54,6 +54,13 @@ def build_parser():
 
     add_export_command(commands, "saved_models/retrieval")
 
+    _add_index_commands(commands)
+    _add_search_commands(commands)
+    return parser
+
+
+def _add_index_commands(commands):
+    """`index` (a gallery -> a search SavedModel) and `merge-index`."""
     p = commands.add_parser("index", help="export a search SavedModel over a gallery")
     p.add_argument(
         "--model",
@@ -101,6 +108,9 @@ def build_parser():
     p.add_argument("--output", required=True)
     p.add_argument("--keep", type=int, help="keep only the newest N versions")
 
+
+def _add_search_commands(commands):
+    """`search` (an index, by text or image) and `explain` (attention PNG)."""
     p = commands.add_parser("search", help="search an index by text or by image")
     p.add_argument(
         "--index",
@@ -126,7 +136,6 @@ def build_parser():
     p.add_argument("--image", required=True)
     p.add_argument("--text", required=True)
     p.add_argument("--output", help="PNG path (default RUN/explain.png)")
-    return parser
 
 
 def main(argv=None):

@@ -40,6 +40,105 @@ def _resize_pixels(images, image_size):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
+class _Signatures:
+    """The functions behind the retrieval signatures, over one model."""
+
+    def __init__(self, model, image_size, max_pixels, rerank_weight):
+        self.model = model
+        self.image_size = image_size
+        self.max_pixels = max_pixels
+        self.rerank_weight = rerank_weight
+
+    def _images(self, image_bytes):
+        checked = ensure_image_bytes(image_bytes, self.max_pixels)
+        return _decode_batch(checked, self.image_size)
+
+    def _text(self, text):
+        return ensure_batch(text, "text", 1)
+
+    def embed_image(self, image_bytes):
+        images = self._images(image_bytes)
+        out = self.model.encode_images(images, training=False)
+        return {"embeddings": out["embeddings"]}
+
+    def embed_image_pixels(self, images):
+        images = ensure_batch(images, "images", 4, (None, None, 3))
+        shape = tf.shape(images)
+        has_pixels = tf.debugging.assert_positive(
+            shape[1] * shape[2], message="`images` must have pixels (H, W >= 1)"
+        )
+        with tf.control_dependencies([has_pixels]):
+            images = _resize_pixels(images, self.image_size)
+        out = self.model.encode_images(images, training=False)
+        return {"embeddings": out["embeddings"]}
+
+    def embed_text(self, text):
+        out = self.model.encode_texts(self._text(text), training=False)
+        return {"embeddings": out["embeddings"]}
+
+    def score(self, image_bytes, text):
+        model = self.model
+        text, image_bytes = ensure_same_batch(
+            {
+                "text": self._text(text),
+                "image_bytes": ensure_image_bytes(image_bytes, self.max_pixels),
+            }
+        )
+        images = model.encode_images(_decode_batch(image_bytes, self.image_size))
+        texts = model.encode_texts(text)
+        match = model.match_scores(images["regions"], texts["tokens"], texts["mask"])
+        cosine = tf.reduce_sum(images["embeddings"] * texts["embeddings"], axis=-1)
+        return {"scores": cosine + self.rerank_weight * match}
+
+    def image_regions(self, image_bytes):
+        out = self.model.encode_images(self._images(image_bytes), training=False)
+        return {
+            "embeddings": out["embeddings"],
+            "regions": tf.cast(out["regions"], tf.float32),
+        }
+
+    def text_tokens(self, text):
+        out = self.model.encode_texts(self._text(text), training=False)
+        return {
+            "embeddings": out["embeddings"],
+            "tokens": tf.cast(out["tokens"], tf.float32),
+            "mask": out["mask"],
+        }
+
+    def match_regions(self, regions, tokens, mask):
+        regions = ensure_batch(regions, "regions", 3, (self.model.num_regions, None))
+        regions, tokens, mask = ensure_same_batch(
+            {
+                "regions": regions,
+                "tokens": ensure_batch(tokens, "tokens", 3),
+                "mask": ensure_batch(mask, "mask", 2),
+            }
+        )
+        return {"match": self.model.match_scores(regions, tokens, mask, training=False)}
+
+    def endpoints(self):
+        """`(name, function, input signature)` of every signature."""
+        dim, regions = self.model.embedding_dim, self.model.num_regions
+        image_bytes = tf.TensorSpec((None,), tf.string, name="image_bytes")
+        text = tf.TensorSpec((None,), tf.string, name="text")
+        pixels = tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")
+        matching = [
+            tf.TensorSpec((None, regions, dim), tf.float32, name="regions"),
+            tf.TensorSpec((None, None, dim), tf.float32, name="tokens"),
+            tf.TensorSpec((None, None), tf.bool, name="mask"),
+        ]
+        return [
+            ("embed_image", self.embed_image, [image_bytes]),
+            ("embed_image_pixels", self.embed_image_pixels, [pixels]),
+            ("embed_text", self.embed_text, [text]),
+            ("score", self.score, [image_bytes, text]),
+            ("image_regions", self.image_regions, [image_bytes]),
+            ("text_tokens", self.text_tokens, [text]),
+            ("match_regions", self.match_regions, matching),
+            ("serving_default", self.embed_text, [text]),
+        ]
+
+
 def make_export_archive(
     model,
     image_size,
@@ -71,89 +170,9 @@ def make_export_archive(
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
-
-    def checked_bytes(image_bytes):
-        return ensure_image_bytes(image_bytes, max_pixels)
-
-    def checked_text(text):
-        return ensure_batch(text, "text", 1)
-
-    def embed_image(image_bytes):
-        images = _decode_batch(checked_bytes(image_bytes), image_size)
-        return {"embeddings": model.encode_images(images, training=False)["embeddings"]}
-
-    def embed_image_pixels(images):
-        images = ensure_batch(images, "images", 4, (None, None, 3))
-        shape = tf.shape(images)
-        has_pixels = tf.debugging.assert_positive(
-            shape[1] * shape[2], message="`images` must have pixels (H, W >= 1)"
-        )
-        with tf.control_dependencies([has_pixels]):
-            images = _resize_pixels(images, image_size)
-        return {"embeddings": model.encode_images(images, training=False)["embeddings"]}
-
-    def embed_text(text):
-        text = checked_text(text)
-        return {"embeddings": model.encode_texts(text, training=False)["embeddings"]}
-
-    def score(image_bytes, text):
-        text, image_bytes = ensure_same_batch(
-            {"text": checked_text(text), "image_bytes": checked_bytes(image_bytes)}
-        )
-        images = model.encode_images(_decode_batch(image_bytes, image_size))
-        texts = model.encode_texts(text)
-        match = model.match_scores(images["regions"], texts["tokens"], texts["mask"])
-        cosine = tf.reduce_sum(images["embeddings"] * texts["embeddings"], axis=-1)
-        return {"scores": cosine + rerank_weight * match}
-
-    def image_regions(image_bytes):
-        images = _decode_batch(checked_bytes(image_bytes), image_size)
-        out = model.encode_images(images, training=False)
-        return {
-            "embeddings": out["embeddings"],
-            "regions": tf.cast(out["regions"], tf.float32),
-        }
-
-    def text_tokens(text):
-        out = model.encode_texts(checked_text(text), training=False)
-        return {
-            "embeddings": out["embeddings"],
-            "tokens": tf.cast(out["tokens"], tf.float32),
-            "mask": out["mask"],
-        }
-
-    def match_regions(regions, tokens, mask):
-        regions = ensure_batch(regions, "regions", 3, (model.num_regions, None))
-        tokens = ensure_batch(tokens, "tokens", 3)
-        mask = ensure_batch(mask, "mask", 2)
-        regions, tokens, mask = ensure_same_batch(
-            {"regions": regions, "tokens": tokens, "mask": mask}
-        )
-        return {"match": model.match_scores(regions, tokens, mask, training=False)}
-
-    bytes_spec = tf.TensorSpec((None,), tf.string, name="image_bytes")
-    text_spec = tf.TensorSpec((None,), tf.string, name="text")
-    archive.add_endpoint("embed_image", embed_image, input_signature=[bytes_spec])
-    archive.add_endpoint(
-        "embed_image_pixels",
-        embed_image_pixels,
-        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")],
-    )
-    archive.add_endpoint("embed_text", embed_text, input_signature=[text_spec])
-    archive.add_endpoint("score", score, input_signature=[bytes_spec, text_spec])
-    archive.add_endpoint("image_regions", image_regions, input_signature=[bytes_spec])
-    archive.add_endpoint("text_tokens", text_tokens, input_signature=[text_spec])
-    dim = model.embedding_dim
-    archive.add_endpoint(
-        "match_regions",
-        match_regions,
-        input_signature=[
-            tf.TensorSpec((None, model.num_regions, dim), tf.float32, name="regions"),
-            tf.TensorSpec((None, None, dim), tf.float32, name="tokens"),
-            tf.TensorSpec((None, None), tf.bool, name="mask"),
-        ],
-    )
-    archive.add_endpoint("serving_default", embed_text, input_signature=[text_spec])
+    signatures = _Signatures(model, image_size, max_pixels, rerank_weight)
+    for name, function, input_signature in signatures.endpoints():
+        archive.add_endpoint(name, function, input_signature=input_signature)
     for name, value in (
         ("rerank_weight", float(rerank_weight)),
         ("rerank_top_k", int(rerank_top_k)),

@@ -162,6 +162,27 @@ def _export_slices(encoder, spool, size, root, output, version, keep, rerank):
     return paths
 
 
+def _summary(kept, images, shard, model_dir, paths, output):
+    """What `build_index` indexed, from where, into which folders."""
+    part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+    where = paths[0]
+    if len(paths) > 1:
+        version = os.path.basename(paths[0])
+        where = f"{len(paths)} index shards {output}/shard-*/{version}"
+    return f"Indexed {kept} images{part} from {images} with {model_dir} into {where}"
+
+
+def _rerank_summary(rerank, region_shape):
+    """How text searches re-rank, and the bytes of region features per image."""
+    per_image = int(np.prod(region_shape)) * np.dtype(REGION_DTYPE).itemsize
+    return (
+        f"Text searches re-rank their top {rerank['rerank_depth']} with the "
+        f"matching head (weight {rerank['rerank_weight']:g}); region "
+        f"features {per_image:,} bytes per image (--rerank-depth 0 leaves "
+        "them out)."
+    )
+
+
 def build_index(
     model,
     images,
@@ -231,25 +252,9 @@ def build_index(
     finally:
         spool.close()
     if verbose:
-        part = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-        where = paths[0]
-        if len(paths) > 1:
-            version = os.path.basename(paths[0])
-            where = f"{len(paths)} index shards {output}/shard-*/{version}"
-        print(
-            f"Indexed {report.kept} images{part} from {images} with {model_dir} "
-            f"into {where}"
-        )
+        print(_summary(report.kept, images, shard, model_dir, paths, output))
         if rerank["rerank_depth"]:
-            per_image = (
-                int(np.prod(spool.region_shape)) * np.dtype(REGION_DTYPE).itemsize
-            )
-            print(
-                f"Text searches re-rank their top {rerank['rerank_depth']} with the "
-                f"matching head (weight {rerank['rerank_weight']:g}); region "
-                f"features {per_image:,} bytes per image (--rerank-depth 0 leaves "
-                "them out)."
-            )
+            print(_rerank_summary(rerank, spool.region_shape))
     return paths
 
 

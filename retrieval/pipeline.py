@@ -38,6 +38,41 @@ def _image_and_captions(record):
     return example["image"], example["captions"], example["count"]
 
 
+def _element_source(image_paths, captions, image_size, shuffle_buffer, cached, worker):
+    """`(source, load, buffer)` of `training_dataset`: `source(order_seed)`
+    gives `(image, captions, count)` elements (`order_seed` None: the stored
+    order), `load` decodes their image, `buffer` is the shuffle buffer."""
+    if isinstance(image_paths, PreparedImages):
+        worker_index, workers = worker
+        files = list(image_paths.files)[worker_index::workers]
+        if not files:
+            raise ValueError(
+                f"Worker {worker_index} of {workers} has no shard file to read: "
+                f"{len(image_paths.files)} shards."
+            )
+        size = max(1, len(image_paths) * len(files) // len(image_paths.files))
+        buffer = size if cached else min(size, shuffle_buffer)
+
+        def source(order_seed):  # None: shard order, else shuffled by it
+            records = read_shards(files, order_seed)
+            return records.map(_image_and_captions, num_parallel_calls=tf.data.AUTOTUNE)
+
+        def load(image, texts, count):
+            return decode_and_resize(image, image_size), texts, count
+    else:
+        table, counts = _caption_table(captions)
+        rows = tf.data.Dataset.from_tensor_slices((list(image_paths), table, counts))
+        buffer = len(image_paths)
+
+        def source(order_seed):
+            return rows
+
+        def load(path, texts, count):
+            return _load_image(path, image_size), texts, count
+
+    return source, load, buffer
+
+
 def training_dataset(
     image_paths,
     captions,
@@ -81,33 +116,9 @@ def training_dataset(
     """
     cached = bool(cache) and cache != "none"
     prepared = isinstance(image_paths, PreparedImages)
-    if prepared:
-        worker_index, workers = worker
-        files = list(image_paths.files)[worker_index::workers]
-        if not files:
-            raise ValueError(
-                f"Worker {worker_index} of {workers} has no shard file to read: "
-                f"{len(image_paths.files)} shards."
-            )
-        size = max(1, len(image_paths) * len(files) // len(image_paths.files))
-        buffer = size if cached else min(size, shuffle_buffer)
-
-        def source(order_seed):  # None: shard order, else shuffled by it
-            records = read_shards(files, order_seed)
-            return records.map(_image_and_captions, num_parallel_calls=tf.data.AUTOTUNE)
-
-        def load(image, texts, count):
-            return decode_and_resize(image, image_size), texts, count
-    else:
-        table, counts = _caption_table(captions)
-        rows = tf.data.Dataset.from_tensor_slices((list(image_paths), table, counts))
-        buffer = len(image_paths)
-
-        def source(order_seed):
-            return rows
-
-        def load(path, texts, count):
-            return _load_image(path, image_size), texts, count
+    source, load, buffer = _element_source(
+        image_paths, captions, image_size, shuffle_buffer, cached, worker
+    )
 
     if cached:
         decoded = source(None).map(

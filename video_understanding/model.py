@@ -12,6 +12,21 @@ from video_understanding.fusion import TIME_FREQUENCIES, FusionMixin
 MODALITIES = (("video", "audio"), ("video",), ("audio",))
 
 
+def _check_arguments(fusion, modalities, weights, frame_differences):
+    """Refuses a fusion, a modality set or a weights choice the model lacks."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"`fusion` must be one of {FUSIONS}; received {fusion!r}.")
+    if modalities not in MODALITIES:
+        raise ValueError(
+            f"`modalities` must be one of {MODALITIES}; received {modalities!r}."
+        )
+    if weights == "imagenet" and frame_differences:
+        raise ValueError(
+            "ImageNet weights take 3-channel frames; set frame_differences=False "
+            "or weights=None."
+        )
+
+
 @keras.saving.register_keras_serializable(package="video_understanding")
 class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
     """Clip classifier from sampled frames and the audio waveform.
@@ -104,17 +119,7 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
     ):
         super().__init__(**kwargs)
         modalities = tuple(modalities)
-        if fusion not in FUSIONS:
-            raise ValueError(f"`fusion` must be one of {FUSIONS}; received {fusion!r}.")
-        if modalities not in MODALITIES:
-            raise ValueError(
-                f"`modalities` must be one of {MODALITIES}; received {modalities!r}."
-            )
-        if weights == "imagenet" and frame_differences:
-            raise ValueError(
-                "ImageNet weights take 3-channel frames; set frame_differences=False "
-                "or weights=None."
-            )
+        _check_arguments(fusion, modalities, weights, frame_differences)
         self.num_classes = int(num_classes)
         self.num_frames = int(num_frames)
         self.frame_size = int(frame_size)
@@ -144,25 +149,7 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
         self.use_video = "video" in modalities
         self.use_audio = "audio" in modalities
 
-        channels = 6 if self.frame_differences else 3
-        if self.use_video:
-            self.frame_encoder = VGG16ImageEncoder(
-                (self.frame_size, self.frame_size, channels),
-                weights=weights,
-                feature_layer=feature_layer,
-                projection_dim=self.hidden_dim,
-                name="frame_encoder",
-            )
-        if self.use_audio:
-            self.audio_encoder = Conv1DAudioEncoder(
-                sample_rate=self.sample_rate,
-                num_mel_bins=self.num_mel_bins,
-                fft_length=self.fft_length,
-                sequence_stride=self.sequence_stride,
-                filters=self.audio_filters,
-                projection_dim=self.hidden_dim,
-                name="audio_encoder",
-            )
+        self._build_towers(weights)
         both = self.use_video and self.use_audio
         self._build_fusion(both)
         self.use_auxiliary = both and self.auxiliary_weight > 0
@@ -179,6 +166,28 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
         self.dropout = keras.layers.Dropout(self.dropout_rate, name="dropout")
         self.classifier = keras.layers.Dense(self.num_classes, name="classifier")
         self.seed_generator = keras.random.SeedGenerator(1337)
+
+    def _build_towers(self, weights):
+        """The frame tower (VGG16 per frame) and the audio tower (Conv1D)."""
+        channels = 6 if self.frame_differences else 3
+        if self.use_video:
+            self.frame_encoder = VGG16ImageEncoder(
+                (self.frame_size, self.frame_size, channels),
+                weights=weights,
+                feature_layer=self.feature_layer,
+                projection_dim=self.hidden_dim,
+                name="frame_encoder",
+            )
+        if self.use_audio:
+            self.audio_encoder = Conv1DAudioEncoder(
+                sample_rate=self.sample_rate,
+                num_mel_bins=self.num_mel_bins,
+                fft_length=self.fft_length,
+                sequence_stride=self.sequence_stride,
+                filters=self.audio_filters,
+                projection_dim=self.hidden_dim,
+                name="audio_encoder",
+            )
 
     def build(self, input_shape=None):
         batch = None

@@ -13,6 +13,41 @@ from video_understanding.records import (
 )
 
 
+def _decoder(prepared, metadata, num_classes, multi_label):
+    """`decode(record) -> (inputs, targets)` for a prepared folder: class ids,
+    or multi-hot targets with `multi_label`."""
+    import tensorflow as tf
+
+    if not metadata["settings"].get("clip_seconds"):
+        raise ValueError(
+            f"{prepared} was prepared without a fixed clip window, so its clips' "
+            "sound has different lengths and cannot batch: prepare it again "
+            "(`prepare --clip-seconds`, 10 s by default)."
+        )
+    parse = record_parser(metadata["settings"])
+
+    def decode(record):
+        inputs, labels = parse(record)
+        if multi_label:
+            return inputs, tf.reduce_max(tf.one_hot(labels, num_classes), axis=0)
+        return inputs, labels[0]
+
+    return decode
+
+
+def _worker_files(prepared, metadata, split, worker):
+    """The shard files of `split` that `worker = (index, count)` reads."""
+    worker_index, workers = worker
+    files = [os.path.join(prepared, n) for n in metadata["shards"][split]]
+    files = files[worker_index::workers]
+    if not files:
+        raise ValueError(
+            f"Worker {worker_index} of {workers} has no {split!r} shard file to "
+            f"read in {prepared}."
+        )
+    return files
+
+
 def make_dataset(
     prepared,
     split,
@@ -46,23 +81,7 @@ def make_dataset(
     import tensorflow as tf
 
     metadata = read_metadata(prepared)
-    if not metadata["settings"].get("clip_seconds"):
-        raise ValueError(
-            f"{prepared} was prepared without a fixed clip window, so its clips' "
-            "sound has different lengths and cannot batch: prepare it again "
-            "(`prepare --clip-seconds`, 10 s by default)."
-        )
-    parse = record_parser(metadata["settings"])
-
-    def to_targets(inputs, labels):
-        if multi_label:
-            hot = tf.reduce_max(tf.one_hot(labels, num_classes), axis=0)
-            return inputs, hot
-        return inputs, labels[0]
-
-    def decode(record):
-        return to_targets(*parse(record))
-
+    decode = _decoder(prepared, metadata, num_classes, multi_label)
     cached = cache != "none"
     count = split_size(prepared, split, metadata)
     steps = -(-count // batch_size)
@@ -80,15 +99,8 @@ def make_dataset(
         dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
         return dataset.apply(tf.data.experimental.assert_cardinality(steps))
 
-    worker_index, workers = worker
-    files = [os.path.join(prepared, n) for n in metadata["shards"][split]]
-    files = files[worker_index::workers]
-    if not files:
-        raise ValueError(
-            f"Worker {worker_index} of {workers} has no {split!r} shard file to "
-            f"read in {prepared}."
-        )
-    split_by_file = workers > 1
+    files = _worker_files(prepared, metadata, split, worker)
+    split_by_file = worker[1] > 1
     if cached:
         decoded = cache_of(tf.data.TFRecordDataset(files))
 

@@ -132,36 +132,14 @@ def compile_model(model, config, steps_per_epoch, multi_label):
     )
 
 
-def train(
-    config, output, data_path=None, verbose=2, strategy="default", extra_callbacks=()
-):
-    """Trains into `output` (resuming from its backup); returns the history.
-
-    `strategy` names a `tf.distribute` strategy (`common.training.get_strategy`):
-    with `mirrored` each global batch of `training.batch_size` clips is split
-    over the local devices and Keras sums the per-replica losses over the
-    global batch, so the loss and the learning rate mean what they mean on
-    one device.
-    """
-    # the chief prepares the shards (if needed) and says where
-    session = start_training(
-        config,
-        output,
-        strategy,
-        VideoConfig,
-        lambda run: prepared_folder(config, run, data_path, verbose=bool(verbose)),
-    )
-    if session.finished is not None:
-        return session.finished
-    distribution, chief, run = session.distribution, session.chief, session.run
+def _training_stream(config, metadata, distribution, verbose):
+    """`(data_from, validation data or None, steps per epoch)` of a prepared
+    folder: `data_from(first_epoch, last_epoch, skip)` for `fit_resuming`
+    gives this worker's training batches."""
     prepared = config.data.path
-    metadata = read_metadata(prepared)
-    adopt_decoding(config, metadata, verbose=False)  # the other workers too
     classes, multi_label = metadata["class_names"], metadata["multi_label"]
-    if chief:
-        write_atomically(run.file("classes.txt"), "".join(f"{c}\n" for c in classes))
     t = config.training
-    train_cache, val_cache = cache_choices(config, metadata, verbose=bool(verbose))
+    train_cache, val_cache = cache_choices(config, metadata, verbose=verbose)
     has_val = bool(metadata["shards"]["val"])
     val_data = (
         make_dataset(
@@ -204,6 +182,42 @@ def train(
         # Validation batches are split by element: a split in fewer shard
         # files than workers cannot be split by file.
         val_data = val_data.with_options(distribute_options(by_file=False))
+    return train_data, val_data, steps
+
+
+def train(
+    config, output, data_path=None, verbose=2, strategy="default", extra_callbacks=()
+):
+    """Trains into `output` (resuming from its backup); returns the history.
+
+    `strategy` names a `tf.distribute` strategy (`common.training.get_strategy`):
+    with `mirrored` each global batch of `training.batch_size` clips is split
+    over the local devices and Keras sums the per-replica losses over the
+    global batch, so the loss and the learning rate mean what they mean on
+    one device.
+    """
+    # the chief prepares the shards (if needed) and says where
+    session = start_training(
+        config,
+        output,
+        strategy,
+        VideoConfig,
+        lambda run: prepared_folder(config, run, data_path, verbose=bool(verbose)),
+    )
+    if session.finished is not None:
+        return session.finished
+    distribution, chief, run = session.distribution, session.chief, session.run
+    prepared = config.data.path
+    metadata = read_metadata(prepared)
+    adopt_decoding(config, metadata, verbose=False)  # the other workers too
+    classes, multi_label = metadata["class_names"], metadata["multi_label"]
+    if chief:
+        write_atomically(run.file("classes.txt"), "".join(f"{c}\n" for c in classes))
+    t = config.training
+    train_data, val_data, steps = _training_stream(
+        config, metadata, distribution, verbose=bool(verbose)
+    )
+    has_val = val_data is not None
     # The weights start from the seed, whatever ran before (generating or
     # preparing clips): a run restarted before its first backup starts as
     # the first attempt did.
