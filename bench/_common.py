@@ -1,10 +1,21 @@
 """Shared by the benchmarks: machine facts, result records, the JSON file."""
 
+import argparse
 import json
 import os
 import platform
 import statistics
 import time
+
+
+def bench_parser(doc, name, quick_help=None):
+    """The argument parser every benchmark starts from: its description (the
+    first paragraph of `doc`), `--quick` and `--output` (default
+    `bench/results/NAME.json`)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--output", default=f"bench/results/{name}.json")
+    return parser
 
 
 def machine():

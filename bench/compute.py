@@ -10,7 +10,6 @@ step >= 0.6 of the matmul figure of the same precision.
     python bench/compute.py [--quick] [--precision P] [--xla]
 """
 
-import argparse
 import os
 import sys
 
@@ -19,7 +18,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import median_time, result, write_report  # noqa: E402
+from bench._common import bench_parser, median_time, result, write_report  # noqa: E402
 
 
 def matmul_gflops(dtype, n=2048, repeats=5):
@@ -50,12 +49,10 @@ def vgg16_forward_flops(size):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = bench_parser(__doc__, "compute")
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--xla", action="store_true", help="jit_compile the steps")
     parser.add_argument("--batch", type=int, default=None)
-    parser.add_argument("--output", default="bench/results/compute.json")
     args = parser.parse_args(argv)
     gpu = bool(tf.config.list_physical_devices("GPU"))
     batch = args.batch or (32 if gpu else (2 if args.quick else 4))

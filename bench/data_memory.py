@@ -13,7 +13,6 @@ Retrieval: a folder of 2,400 demo JPEGs trained at 64 px with a small model.
 The budget is set to half of each dataset's decoded size.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import result, write_report  # noqa: E402
+from bench._common import bench_parser, result, write_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,9 +89,7 @@ def run_script(template, **values):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--output", default="bench/results/data_memory.json")
+    parser = bench_parser(__doc__, "data_memory")
     parser.add_argument("--only", choices=("video_understanding", "retrieval"))
     args = parser.parse_args(argv)
     clips_per_class = 25 if args.quick else 125

@@ -7,7 +7,6 @@ than the NumPy reference, and under 5 s absolute.
     python bench/evaluation.py [--quick]
 """
 
-import argparse
 import os
 import sys
 import time
@@ -16,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import result, write_report  # noqa: E402
+from bench._common import bench_parser, result, write_report  # noqa: E402
 from common.metrics import retrieval_metrics  # noqa: E402
 
 
@@ -55,9 +54,7 @@ def time_metrics(num_images):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 x 5,000")
-    parser.add_argument("--output", default="bench/results/evaluation.json")
+    parser = bench_parser(__doc__, "evaluation", quick_help="1,000 x 5,000")
     args = parser.parse_args(argv)
     num_images = 1000 if args.quick else 5000
     times, refs = [], []

@@ -11,7 +11,6 @@ are the index command's own memory, not VGG16's.
     python bench/index_memory.py [--quick]
 """
 
-import argparse
 import io
 import json
 import os
@@ -22,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import result, write_report  # noqa: E402
+from bench._common import bench_parser, result, write_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIM = 256
@@ -156,9 +155,7 @@ def plot(path, sizes, curves):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--output", default="bench/results/index_memory.json")
+    parser = bench_parser(__doc__, "index_memory")
     args = parser.parse_args(argv)
     sizes = [10_000, 50_000] if args.quick else [10_000, 50_000, 100_000, 200_000]
     sharded, single, seconds = [], [], []

@@ -4,7 +4,6 @@ serving batch 32 (each in its own process, read from `getrusage`).
     python bench/memory.py [--quick]
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -14,7 +13,7 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import result, write_report  # noqa: E402
+from bench._common import bench_parser, result, write_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,9 +63,7 @@ def run_python(code):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--output", default="bench/results/memory.json")
+    parser = bench_parser(__doc__, "memory")
     args = parser.parse_args(argv)
     from retrieval.config import get_config
 

@@ -12,7 +12,6 @@ the index's region bytes per image.
     python bench/rerank_search.py [--quick] [--preset demo|flickr8k]
 """
 
-import argparse
 import functools
 import os
 import sys
@@ -23,7 +22,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import median_time, result, write_report  # noqa: E402
+from bench._common import bench_parser, median_time, result, write_report  # noqa: E402
 from retrieval.config import get_config  # noqa: E402
 from retrieval.export import make_export_archive  # noqa: E402
 from retrieval.gallery import REGION_DTYPE  # noqa: E402
@@ -34,13 +33,11 @@ WORDS = "a the red blue dog cat runs on grass in of with man woman ball".split()
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser = bench_parser(__doc__, "rerank_search", quick_help="fewer repeats")
     parser.add_argument("--preset", default="demo", choices=("demo", "flickr8k"))
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--depth", type=int, default=20)
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--output", default="bench/results/rerank_search.json")
     args = parser.parse_args(argv)
     repeats = 7 if args.quick else 21
     config = get_config(args.preset, ["model.weights=none"])

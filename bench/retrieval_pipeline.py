@@ -9,7 +9,6 @@ process; the figure is the ratio of median step times.
 Writes bench/results/retrieval_pipeline.json.
 """
 
-import argparse
 import os
 import statistics
 import sys
@@ -22,7 +21,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import result, write_report  # noqa: E402
+from bench._common import bench_parser, result, write_report  # noqa: E402
 from retrieval.config import get_config  # noqa: E402
 from retrieval.data import load_retrieval_data  # noqa: E402
 from retrieval.demo_data import generate_demo_data  # noqa: E402
@@ -56,11 +55,9 @@ def time_steps(model, dataset, steps, warmup):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps")
+    parser = bench_parser(__doc__, "retrieval_pipeline", quick_help="fewer steps")
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--xla", action="store_true", help="jit_compile the step")
-    parser.add_argument("--output", default="bench/results/retrieval_pipeline.json")
     args = parser.parse_args(argv)
     steps, warmup = (6, 2) if args.quick else (20, 3)
     config = get_config("demo", [f"training.precision={args.precision}"])

@@ -11,7 +11,6 @@ bench/results/scaling_*.png.
     python bench/scaling.py [--quick]
 """
 
-import argparse
 import functools
 import os
 import sys
@@ -23,7 +22,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import median_time, result, write_report  # noqa: E402
+from bench._common import bench_parser, median_time, result, write_report  # noqa: E402
 
 
 def fit_power(x, y):
@@ -134,9 +133,7 @@ def training_series(batches, steps):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--output", default="bench/results/scaling.json")
+    parser = bench_parser(__doc__, "scaling")
     args = parser.parse_args(argv)
     out_dir = os.path.dirname(args.output)
     os.makedirs(out_dir, exist_ok=True)

@@ -9,7 +9,6 @@ Target: latency at most 1.0x the faster peer at batch 1 and 32.
     python bench/search.py [--quick]
 """
 
-import argparse
 import functools
 import os
 import sys
@@ -20,7 +19,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import median_time, result, write_report  # noqa: E402
+from bench._common import bench_parser, median_time, result, write_report  # noqa: E402
 from retrieval.search_index import SearchIndex  # noqa: E402
 
 
@@ -101,12 +100,10 @@ def measure(gallery, batches, k, repeats, folder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser = bench_parser(__doc__, "search", quick_help="fewer repeats")
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--output", default="bench/results/search.json")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 15
     gallery = unit(np.random.default_rng(0), args.size, args.dim)

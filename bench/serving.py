@@ -9,7 +9,6 @@ most 1.2x Keras'. Items/s are reported too.
     python bench/serving.py [--quick]
 """
 
-import argparse
 import functools
 import os
 import sys
@@ -21,7 +20,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import median_time, result, write_report  # noqa: E402
+from bench._common import bench_parser, median_time, result, write_report  # noqa: E402
 
 
 def retrieval_cases(folder):
@@ -82,9 +81,7 @@ def video_cases(folder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--output", default="bench/results/serving.json")
+    parser = bench_parser(__doc__, "serving")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 15
     keras.config.set_dtype_policy("float32")

@@ -12,7 +12,6 @@ Each is trained with the default audio learning-rate multiplier and with 1
 recordings are not shipped with the project.
 """
 
-import argparse
 import csv
 import os
 import sys
@@ -23,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import result, write_report  # noqa: E402
+from bench._common import bench_parser, result, write_report  # noqa: E402
 
 
 def read_wav(path):
@@ -92,10 +91,8 @@ def train_and_test(manifest, run, multiplier, epochs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__, "spoken_digits")
     parser.add_argument("--recordings", required=True, help="FSDD recordings/")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--output", default="bench/results/spoken_digits.json")
     parser.add_argument("--work", help="folder for the clips and runs (kept)")
     args = parser.parse_args(argv)
     from video_understanding.config import get_config

@@ -15,7 +15,6 @@ Target: prepare at most 1.5x slower than ffmpeg.
 ffmpeg is the one from `imageio-ffmpeg` (`pip install -e .[bench]`) or on PATH.
 """
 
-import argparse
 import concurrent.futures
 import os
 import shutil
@@ -28,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import result, write_report  # noqa: E402
+from bench._common import bench_parser, result, write_report  # noqa: E402
 from common.data.video import write_clip  # noqa: E402
 from video_understanding.prepare import prepare  # noqa: E402
 
@@ -90,9 +89,7 @@ def ffmpeg_decode(binary, path, num_frames, frame_size, seconds, out_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter clips")
-    parser.add_argument("--output", default="bench/results/video_decode.json")
+    parser = bench_parser(__doc__, "video_decode", quick_help="fewer, shorter clips")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--num-frames", type=int, default=16)
     parser.add_argument("--frame-size", type=int, default=112)

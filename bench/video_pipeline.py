@@ -9,7 +9,6 @@ ratio >= 0.9 (the model, not the input, sets the pace). The raw-video path
     python bench/video_pipeline.py [--quick]
 """
 
-import argparse
 import os
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import result, write_report  # noqa: E402
+from bench._common import bench_parser, result, write_report  # noqa: E402
 from bench.retrieval_pipeline import time_steps  # noqa: E402
 from common.data.video import decode_clip  # noqa: E402
 from video_understanding.config import get_config  # noqa: E402
@@ -31,11 +30,9 @@ from video_understanding.prepare import prepare  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = bench_parser(__doc__, "video_pipeline")
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--xla", action="store_true", help="jit_compile the step")
-    parser.add_argument("--output", default="bench/results/video_pipeline.json")
     args = parser.parse_args(argv)
     steps, warmup = (5, 2) if args.quick else (15, 3)
     config = get_config("demo", [f"training.precision={args.precision}"])

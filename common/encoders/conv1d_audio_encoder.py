@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from common.encoders.projection import projection_layer
 from common.layers.validation import (
     check_optional_positive_int,
     check_positive_int,
@@ -112,11 +113,7 @@ class Conv1DAudioEncoder(keras.layers.Layer):
                 self.dropout_rate, dtype=policy, name=f"dropout_{index}"
             )
             self.conv_blocks.append((conv, pool, dropout))
-        self.projection = (
-            keras.layers.Dense(self.projection_dim, dtype=policy, name="projection")
-            if self.projection_dim
-            else None
-        )
+        self.projection = projection_layer(self.projection_dim, policy)
 
     @property
     def feature_dim(self):

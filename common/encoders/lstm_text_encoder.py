@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from common.encoders.projection import projection_layer
 from common.layers.validation import (
     check_optional_positive_int,
     check_positive_int,
@@ -122,11 +123,7 @@ class LSTMTextEncoder(keras.layers.Layer):
             if self.bidirectional
             else lstm
         )
-        self.projection = (
-            keras.layers.Dense(self.projection_dim, dtype=policy, name="projection")
-            if self.projection_dim
-            else None
-        )
+        self.projection = projection_layer(self.projection_dim, policy)
 
     @property
     def feature_dim(self):

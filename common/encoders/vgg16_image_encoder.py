@@ -6,6 +6,7 @@ import warnings
 import keras
 from keras import ops
 
+from common.encoders.projection import projection_layer
 from common.layers.validation import check_optional_positive_int
 
 # ImageNet channel means of VGG16's "caffe" preprocessing, in BGR order.
@@ -137,13 +138,7 @@ class VGG16ImageEncoder(keras.layers.Layer):
         self.backbone = keras.Model(
             vgg16.input, vgg16.get_layer(feature_layer).output, name="vgg16"
         )
-        self.projection = (
-            keras.layers.Dense(
-                self.projection_dim, dtype=self.dtype_policy, name="projection"
-            )
-            if self.projection_dim
-            else None
-        )
+        self.projection = projection_layer(self.projection_dim, self.dtype_policy)
 
     @property
     def feature_dim(self):

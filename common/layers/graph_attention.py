@@ -3,7 +3,11 @@
 import keras
 from keras import ops
 
-from common.layers.graph_convolution import add_self_loops, check_adjacency
+from common.layers.graph_convolution import (
+    GraphLayer,
+    add_self_loops,
+    check_adjacency,
+)
 from common.layers.validation import check_positive_int, check_rank, check_rate
 
 # Scores are computed in float32; see common.layers.attention.
@@ -11,7 +15,7 @@ _MASKED_SCORE = -1.0e9
 
 
 @keras.saving.register_keras_serializable(package="common")
-class GraphAttention(keras.layers.Layer):
+class GraphAttention(GraphLayer):
     """Graph attention: each node attends to its neighbours and itself.
 
     Per head, `z_i = h_i W`, `e_ij = LeakyReLU(a_dst . z_i + a_src . z_j)`
@@ -66,8 +70,7 @@ class GraphAttention(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.units = check_positive_int("units", units)
+        super().__init__(units, activation, use_bias, kernel_initializer, **kwargs)
         self.num_heads = check_positive_int("num_heads", num_heads)
         self.concat_heads = bool(concat_heads)
         if not isinstance(negative_slope, (int, float)) or negative_slope < 0:
@@ -77,9 +80,6 @@ class GraphAttention(keras.layers.Layer):
             )
         self.negative_slope = float(negative_slope)
         self.dropout_rate = check_rate("dropout_rate", dropout_rate)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.attention_dropout = keras.layers.Dropout(
             self.dropout_rate, dtype=self.dtype_policy, name="attention_dropout"
         )
@@ -160,16 +160,10 @@ class GraphAttention(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "units": self.units,
                 "num_heads": self.num_heads,
                 "concat_heads": self.concat_heads,
                 "negative_slope": self.negative_slope,
                 "dropout_rate": self.dropout_rate,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
             }
         )
         return config

@@ -28,8 +28,42 @@ def add_self_loops(adjacency):
     return adjacency + ops.eye(num_nodes, dtype=adjacency.dtype)
 
 
+class GraphLayer(keras.layers.Layer):
+    """The settings every graph layer here shares with `keras.layers.Dense`:
+    `units` per node, `activation`, `use_bias` and `kernel_initializer`
+    (validated, and serialised by `get_config`)."""
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config
+
+
 @keras.saving.register_keras_serializable(package="common")
-class GraphConvolution(keras.layers.Layer):
+class GraphConvolution(GraphLayer):
     """Graph convolution `activation(D^-1/2 (A + I) D^-1/2 H W + b)`.
 
     `D` is the degree matrix of `A + I` (row sums), so every node mixes its own
@@ -64,20 +98,6 @@ class GraphConvolution(keras.layers.Layer):
         Kipf and Welling, "Semi-Supervised Classification with Graph
         Convolutional Networks", ICLR 2017.
     """
-
-    def __init__(
-        self,
-        units,
-        activation=None,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.units = check_positive_int("units", units)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, node_features_shape, adjacency_shape=None):
         check_rank("node_features", node_features_shape, {3})
@@ -114,17 +134,3 @@ class GraphConvolution(keras.layers.Layer):
 
     def compute_output_shape(self, node_features_shape, adjacency_shape=None):
         return tuple(node_features_shape[:-1]) + (self.units,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-            }
-        )
-        return config

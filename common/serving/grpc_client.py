@@ -1,10 +1,8 @@
 """A client for TF Serving's gRPC `PredictionService` (port 8500)."""
 
-import time
-
 import numpy as np
 
-from common.serving.rest import ServingError
+from common.serving.rest import ServingError, call_with_retries
 from common.serving.warmup import predict_request
 
 RETRY_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
@@ -71,16 +69,19 @@ class GrpcClient:
             {k: np.asarray(v) for k, v in inputs.items()}, signature_name
         )
         stub = self._get_stub()
-        for attempt in range(self.retries + 1):
-            try:
-                return outputs_of(stub.Predict(request, timeout=self.timeout))
-            except grpc.RpcError as error:
-                code = error.code().name if error.code() else "UNKNOWN"
-                if code in RETRY_CODES and attempt < self.retries:
-                    time.sleep(self.backoff * 2**attempt)
-                    continue
-                raise ServingError(
-                    f"{self.target} {self.model}/{signature_name}: {code}: "
-                    f"{error.details()}"
-                ) from None
-        raise AssertionError("unreachable")
+
+        def failure(error):
+            if not isinstance(error, grpc.RpcError):
+                return None
+            code = error.code().name if error.code() else "UNKNOWN"
+            return code in RETRY_CODES, ServingError(
+                f"{self.target} {self.model}/{signature_name}: {code}: "
+                f"{error.details()}"
+            )
+
+        return call_with_retries(
+            lambda: outputs_of(stub.Predict(request, timeout=self.timeout)),
+            self.retries,
+            self.backoff,
+            failure,
+        )

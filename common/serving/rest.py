@@ -17,6 +17,8 @@ import urllib.request
 import numpy as np
 
 RETRY_STATUSES = (502, 503, 504)
+# Errors of a server that cannot be reached (yet): retried like 502-504.
+UNREACHABLE = (urllib.error.URLError, ConnectionError, TimeoutError)
 
 
 class ServingError(RuntimeError):
@@ -25,6 +27,28 @@ class ServingError(RuntimeError):
     def __init__(self, message, status=None):
         super().__init__(message)
         self.status = status
+
+
+def call_with_retries(call, retries, backoff, failure):
+    """`call()`, tried up to `retries` more times, `backoff * 2**attempt`
+    seconds apart, while its error is transient.
+
+    `failure(error)` judges an exception: `None` lets it propagate as it is,
+    else `(transient, ServingError)`: a transient error is retried, and the
+    `ServingError` is raised when it is not or the retries are spent.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except Exception as error:
+            verdict = failure(error)
+            if verdict is None:
+                raise
+            transient, serving_error = verdict
+            if not (transient and attempt < retries):
+                raise serving_error from None
+        time.sleep(backoff * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def to_json_value(value):
@@ -115,33 +139,33 @@ class RestClient:
 
     def _call(self, url, body=None):
         data = None if body is None else json.dumps(body).encode("utf-8")
-        for attempt in range(self.retries + 1):
+
+        def attempt():
             request = urllib.request.Request(
                 url,
                 data=data,
                 method="GET" if data is None else "POST",
                 headers={"Content-Type": "application/json"},
             )
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                    return json.loads(reply.read().decode("utf-8"))
-            except urllib.error.HTTPError as error:
-                message = _error_message(error)
-                if error.code in RETRY_STATUSES and attempt < self.retries:
-                    time.sleep(self.backoff * 2**attempt)
-                    continue
-                raise ServingError(
-                    f"{url}: HTTP {error.code}: {message}", status=error.code
-                ) from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-                if attempt < self.retries:
-                    time.sleep(self.backoff * 2**attempt)
-                    continue
-                raise ServingError(
+            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+                return json.loads(reply.read().decode("utf-8"))
+
+        def failure(error):
+            if isinstance(error, urllib.error.HTTPError):
+                message = f"{url}: HTTP {error.code}: {_error_message(error)}"
+                return error.code in RETRY_STATUSES, ServingError(
+                    message, status=error.code
+                )
+            if isinstance(
+                error, urllib.error.URLError | ConnectionError | TimeoutError
+            ):
+                return True, ServingError(
                     f"{url}: unreachable after {self.retries + 1} attempts "
                     f"({getattr(error, 'reason', error)})."
-                ) from None
-        raise AssertionError("unreachable")
+                )
+            return None
+
+        return call_with_retries(attempt, self.retries, self.backoff, failure)
 
     def predict(self, inputs, signature_name=None, row_format=False):
         """`inputs` (name -> batch of values) -> outputs (name -> np.ndarray)."""

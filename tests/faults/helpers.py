@@ -9,24 +9,23 @@ from tests.retrieval.helpers import TINY_OVERRIDES
 from tests.video_understanding.test_train import TINY as VIDEO_TINY
 
 
-def retrieval_command(run, epochs, extra=()):
-    command = [sys.executable, "-m", "retrieval", "train", "--preset", "demo"]
+def _train_command(app, overrides, run, epochs, extra):
+    """`python -m APP train` on a tiny demo run, `epochs` long."""
+    command = [sys.executable, "-m", app, "train", "--preset", "demo"]
     command += ["--output", run, "--verbose", "0"]
-    for override in TINY_OVERRIDES:
+    for override in overrides:
         if override.startswith("training.epochs="):
             override = f"training.epochs={epochs}"
         command += ["--set", override]
     return command + list(extra)
+
+
+def retrieval_command(run, epochs, extra=()):
+    return _train_command("retrieval", TINY_OVERRIDES, run, epochs, extra)
 
 
 def video_command(run, epochs, extra=()):
-    command = [sys.executable, "-m", "video_understanding", "train"]
-    command += ["--output", run, "--verbose", "0"]
-    for override in VIDEO_TINY:
-        if override.startswith("training.epochs="):
-            override = f"training.epochs={epochs}"
-        command += ["--set", override]
-    return command + list(extra)
+    return _train_command("video_understanding", VIDEO_TINY, run, epochs, extra)
 
 
 def environment(fault=None):

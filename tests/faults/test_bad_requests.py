@@ -183,36 +183,21 @@ class BadRequestsTest(TestCase):
             frames=tf.zeros((t, h, w, c), tf.uint8),
             audio=audio,
         )
-        self.refused(
-            serve,
-            "`frames` is an empty batch",
-            frames=tf.zeros((0, t, h, w, c), tf.uint8),
-            audio=tf.zeros((0, 800)),
-        )
-        self.refused(
-            serve,
-            "`audio` and `frames` must have the same batch size",
-            frames=tf.zeros((2, t, h, w, c), tf.uint8),
-            audio=audio,
-        )
-        self.refused(
-            serve,
-            "`audio` holds NaN or Inf",
-            frames=tf.zeros((1, t, h, w, c), tf.uint8),
-            audio=tf.fill((1, 800), np.nan),
-        )
-        self.refused(
-            serve,
-            "`audio` must hold at least",
-            frames=tf.zeros((1, t, h, w, c), tf.uint8),
-            audio=tf.zeros((1, 0)),
-        )
-        self.refused(
-            serve,
-            "expected to be a uint8 tensor",
-            frames=tf.zeros((1, t, h, w, c), tf.float32),
-            audio=audio,
-        )
+        one = tf.zeros((1, t, h, w, c), tf.uint8)
+        empty = tf.zeros((0, t, h, w, c), tf.uint8)
+        for message, frames, audio_in in (
+            ("`frames` is an empty batch", empty, tf.zeros((0, 800))),
+            (
+                "`audio` and `frames` must have the same batch size",
+                tf.zeros((2, t, h, w, c), tf.uint8),
+                audio,
+            ),
+            ("`audio` holds NaN or Inf", one, tf.fill((1, 800), np.nan)),
+            ("`audio` must hold at least", one, tf.zeros((1, 0))),
+            ("expected to be a uint8 tensor", tf.cast(one, tf.float32), audio),
+        ):
+            with self.subTest(message):
+                self.refused(serve, message, frames=frames, audio=audio_in)
         self.good_requests()
 
 

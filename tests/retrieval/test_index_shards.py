@@ -17,6 +17,18 @@ from retrieval.search import search
 from tests.exported_models import exported
 
 
+def assert_same_answers(test, index, other, query):
+    """`other` (indexes or shards) answers `query` by cosine as `index` does:
+    the same ids in the same order, the same scores, the same image root."""
+    expected, root = search(index, query, k=7, rerank_depth=0)
+    found, other_root = search(other, query, k=7, rerank_depth=0)
+    test.assertEqual(root, other_root)
+    test.assertEqual([i for i, _ in found], [i for i, _ in expected])
+    np.testing.assert_allclose(
+        [s for _, s in found], [s for _, s in expected], atol=1e-5
+    )
+
+
 class IndexShardsTest(TestCase):
     def test_shards_search_and_merge_like_one_index(self):
         e = exported()
@@ -37,13 +49,7 @@ class IndexShardsTest(TestCase):
         query = "a small red circle at the top left"
         # By cosine, shards searched together answer as one index; re-ranked,
         # each shard re-ranks its own top candidates (README: Index).
-        by_cosine, root = search(e.index, query, k=7, rerank_depth=0)
-        together, root2 = search(shards, query, k=7, rerank_depth=0)
-        self.assertEqual(root, root2)
-        self.assertEqual([i for i, _ in together], [i for i, _ in by_cosine])
-        np.testing.assert_allclose(
-            [s for _, s in together], [s for _, s in by_cosine], atol=1e-5
-        )
+        assert_same_answers(self, e.index, shards, query)
         expected, _ = search(e.index, query, k=7)
 
         merged = os.path.join(tmp, "merged")
@@ -126,13 +132,7 @@ class StreamingIndexTest(TestCase):
             vectors, np.stack([by_id[i] for i in ids]), atol=1e-5
         )
         query = "a small red circle at the top left"
-        expected, root = search(e.index, query, k=7, rerank_depth=0)
-        found, root2 = search(out, query, k=7, rerank_depth=0)
-        self.assertEqual(root, root2)
-        self.assertEqual([i for i, _ in found], [i for i, _ in expected])
-        np.testing.assert_allclose(
-            [s for _, s in found], [s for _, s in expected], atol=1e-5
-        )
+        assert_same_answers(self, e.index, out, query)
         self.assertFalse([n for n in os.listdir(out) if n.startswith(".")])
         # a version that every shard holds is used; one some shard lacks
         # (an interrupted rerun) is not

@@ -80,17 +80,21 @@ class LinkedVideoLayoutsTest(TestCase):
                 )
                 self.check(data, layout)
 
+    def link_each_clip(self, root):
+        """`root/<class>/<clip>`: a real folder per class, each clip a link."""
+        for label in CLASSES:
+            os.makedirs(os.path.join(root, label))
+            for name in CLIPS:
+                os.symlink(
+                    os.path.join(self.elsewhere, label, name),
+                    os.path.join(root, label, name),
+                )
+
     def test_linked_clip_files(self):
         for layout in ("folders", "csv", "ucf101"):
             with self.subTest(layout=layout):
                 root = os.path.join(self.base, f"files_{layout}")
-                for label in CLASSES:
-                    os.makedirs(os.path.join(root, label))
-                    for name in CLIPS:
-                        os.symlink(
-                            os.path.join(self.elsewhere, label, name),
-                            os.path.join(root, label, name),
-                        )
+                self.link_each_clip(root)
                 write_listing(layout, root, self.listing(root))
                 data = load_video_data(
                     root, val_fraction=0.0, test_fraction=0.0, verbose=False
@@ -112,13 +116,7 @@ class LinkedVideoLayoutsTest(TestCase):
 
     def test_link_loops_and_dead_links_are_reported_by_name(self):
         root = os.path.join(self.base, "loops")
-        for label in CLASSES:
-            os.makedirs(os.path.join(root, label))
-            for name in CLIPS:
-                os.symlink(
-                    os.path.join(self.elsewhere, label, name),
-                    os.path.join(root, label, name),
-                )
+        self.link_each_clip(root)
         # a folder link back up the tree, a link loop named like a class,
         # a link loop named like a clip, and a dead link
         os.symlink(root, os.path.join(root, "jump", "again"))

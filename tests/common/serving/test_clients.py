@@ -271,3 +271,44 @@ class GrpcClientTest(TestCase):
                 client.predict({"text": [b"a"]})
         finally:
             server.stop(0)
+
+
+class CallWithRetriesTest(TestCase):
+    def test_transient_errors_are_retried_with_doubling_waits(self):
+        from unittest import mock
+
+        from common.serving.rest import call_with_retries
+
+        outcomes = [OSError("busy")] * 3 + ["answer"]
+
+        def call():
+            outcome = outcomes.pop(0)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+
+        judge = lambda error: (True, ServingError(f"gave up: {error}"))  # noqa: E731
+        with mock.patch("common.serving.rest.time.sleep") as sleep:
+            self.assertEqual(call_with_retries(call, 3, 0.5, judge), "answer")
+        self.assertEqual([c.args[0] for c in sleep.call_args_list], [0.5, 1.0, 2.0])
+
+    def test_spent_retries_lasting_and_unknown_errors(self):
+        from unittest import mock
+
+        from common.serving.rest import call_with_retries
+
+        def busy():
+            raise OSError("busy")
+
+        with mock.patch("common.serving.rest.time.sleep") as sleep:
+            transient = lambda e: (True, ServingError("unavailable"))  # noqa: E731
+            with self.assertRaisesRegex(ServingError, "unavailable"):
+                call_with_retries(busy, 2, 0.1, transient)
+            self.assertEqual(sleep.call_count, 2)
+            sleep.reset_mock()
+            lasting = lambda e: (False, ServingError("refused"))  # noqa: E731
+            with self.assertRaisesRegex(ServingError, "refused"):
+                call_with_retries(busy, 5, 0.1, lasting)
+            with self.assertRaisesRegex(OSError, "busy"):
+                call_with_retries(busy, 5, 0.1, lambda e: None)
+            self.assertEqual(sleep.call_count, 0)
