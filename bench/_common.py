@@ -90,3 +90,47 @@ def print_results(results):
         if r["target"] is not None:
             target = f"  target {r['target_kind']} {r['target']:g}  met: {r['met']}"
         print(f"{r['name']:48} {r['value']:10.3f} {r['unit']}{target}")
+
+
+def time_steps(model, dataset, steps, warmup):
+    """Median seconds of a training step of `model.fit` on `dataset`, over
+    `steps` steps after `warmup` ones."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter() - self.start)
+
+    timer = StepTimer()
+    model.fit(
+        dataset,
+        epochs=1,
+        steps_per_epoch=steps + warmup,
+        callbacks=[timer],
+        verbose=0,
+        shuffle=False,
+    )
+    return statistics.median(timer.times[warmup:])
+
+
+def step_ratios(prefix, model, memory, sources, steps, warmup):
+    """Training steps/s of `model` on batches already in memory, and for each
+    `(name, dataset, target)` of `sources` the ratio of the in-memory step
+    time to its own (1.0: the input pipeline costs nothing), one after the
+    other in one process."""
+    time_steps(model, memory, 2, 1)  # compile the train function once
+    in_memory = time_steps(model, memory, steps, warmup)
+    results = [result(f"{prefix}_steps_per_s_in_memory", 1 / in_memory, "steps/s")]
+    for name, dataset, target in sources:
+        ratio = in_memory / time_steps(model, dataset, steps, warmup)
+        results.append(
+            result(f"{prefix}_pipeline_ratio_{name}", ratio, "ratio", target)
+        )
+    return results

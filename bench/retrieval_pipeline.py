@@ -10,10 +10,8 @@ Writes bench/results/retrieval_pipeline.json.
 """
 
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import keras
 import numpy as np
@@ -21,37 +19,12 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import bench_parser, result, write_report  # noqa: E402
+from bench._common import bench_parser, step_ratios, write_report  # noqa: E402
 from retrieval.config import get_config  # noqa: E402
 from retrieval.data import load_retrieval_data  # noqa: E402
 from retrieval.demo_data import generate_demo_data  # noqa: E402
 from retrieval.model import build_model  # noqa: E402
 from retrieval.pipeline import training_dataset  # noqa: E402
-
-
-class StepTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self.start)
-
-
-def time_steps(model, dataset, steps, warmup):
-    timer = StepTimer()
-    model.fit(
-        dataset,
-        epochs=1,
-        steps_per_epoch=steps + warmup,
-        callbacks=[timer],
-        verbose=0,
-        shuffle=False,
-    )
-    return statistics.median(timer.times[warmup:])
 
 
 def main(argv=None):
@@ -93,17 +66,14 @@ def main(argv=None):
             .repeat()
         )
 
-        time_steps(model, memory, 2, 1)  # compile the train function once
-        in_memory = time_steps(model, memory, steps, warmup)
-        from_files = time_steps(model, files, steps, warmup)
-        from_cache = time_steps(model, cached, steps, warmup)
-    results = [
-        result("retrieval_steps_per_s_in_memory", 1 / in_memory, "steps/s"),
-        result(
-            "retrieval_pipeline_ratio_jpeg_files", in_memory / from_files, "ratio", 0.9
-        ),
-        result("retrieval_pipeline_ratio_cached", in_memory / from_cache, "ratio", 0.9),
-    ]
+        results = step_ratios(
+            "retrieval",
+            model,
+            memory,
+            [("jpeg_files", files, 0.9), ("cached", cached, 0.9)],
+            steps,
+            warmup,
+        )
     settings = {
         "preset": "demo",
         "batch_size": batch,

@@ -105,7 +105,7 @@ def evaluation_series(caption_counts, images=1000):
 def training_series(batches, steps):
     import keras
 
-    from bench.retrieval_pipeline import time_steps
+    from bench._common import time_steps
     from retrieval.config import get_config
     from retrieval.model import build_model
 

@@ -19,8 +19,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import bench_parser, result, write_report  # noqa: E402
-from bench.retrieval_pipeline import time_steps  # noqa: E402
+from bench._common import bench_parser, step_ratios, write_report  # noqa: E402
 from common.data.video import decode_clip  # noqa: E402
 from video_understanding.config import get_config  # noqa: E402
 from video_understanding.demo_data import generate_demo_clips  # noqa: E402
@@ -113,17 +112,14 @@ def main(argv=None):
             .padded_batch(batch, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE)
         )
-        time_steps(model, memory, 2, 1)
-        in_memory = time_steps(model, memory, steps, warmup)
-        from_records = time_steps(model, records, steps, warmup)
-        from_raw = time_steps(model, raw, steps, warmup)
-    results = [
-        result("video_steps_per_s_in_memory", 1 / in_memory, "steps/s"),
-        result(
-            "video_pipeline_ratio_tfrecords", in_memory / from_records, "ratio", 0.9
-        ),
-        result("video_pipeline_ratio_raw_video", in_memory / from_raw, "ratio"),
-    ]
+        results = step_ratios(
+            "video",
+            model,
+            memory,
+            [("tfrecords", records, 0.9), ("raw_video", raw, None)],
+            steps,
+            warmup,
+        )
     settings = {
         "preset": "demo",
         "batch_size": batch,

@@ -76,32 +76,35 @@ class TrainingConfig(common_config.TrainingConfig):
     `common.training.config.TrainingConfig` and
 
     Attributes:
+        steps_per_epoch: cap on steps per epoch (`None` = one pass).
+        freeze_backbone_epochs: epochs with VGG16 frozen before fine-tuning.
         loss: `"contrastive"` (InfoNCE) or `"triplet"` (VSE++).
         margin: triplet-loss margin.
         matching_loss_weight: weight of the image-text matching loss.
         negative_temperature: softmax temperature of the matching loss's
             hard-negative sampling (lower: harder negatives).
-        freeze_backbone_epochs: epochs with VGG16 frozen before fine-tuning.
-        steps_per_epoch: cap on steps per epoch (`None` = one pass).
-        validation_batch_size: batch size when embedding for validation.
-        rerank_top_k: candidates re-ranked by cross-attention in `evaluate`.
         rerank_weight: weight of the match probability added to the dual
             encoder's similarity when re-ranking; chosen on the validation
             split at the end of training (`None`: not chosen yet).
+        rerank_top_k: candidates re-ranked by cross-attention in `evaluate`.
+        validation_batch_size: batch size when embedding for validation.
     """
 
+    # the schedule
     batch_size: int = 128
     learning_rate: float = 2e-4
     warmup_steps: int = 500
+    steps_per_epoch: int | None = None
+    freeze_backbone_epochs: int = 2
+    # the losses
     loss: str = "contrastive"
     margin: float = 0.2
     matching_loss_weight: float = 1.0
     negative_temperature: float = 0.1
-    freeze_backbone_epochs: int = 2
-    steps_per_epoch: int | None = None
-    validation_batch_size: int = 256
-    rerank_top_k: int = 20
+    # re-ranking and validation
     rerank_weight: float | None = None
+    rerank_top_k: int = 20
+    validation_batch_size: int = 256
 
 
 @dataclasses.dataclass

@@ -12,10 +12,11 @@ from common.training.cli import (
     add_override_argument,
     add_prepare_arguments,
     add_train_command,
-    prepare_arguments,
     run_cli,
     train_command,
 )
+from common.training.config import arguments_for
+from video_understanding.config import DataConfig
 
 DESCRIPTION = """Video understanding from frames and sound: decode labelled clips
 with PyAV into sharded TFRecords (prepare), train a fused VGG16 + Conv1D
@@ -35,16 +36,16 @@ def build_parser():
         p,
         data_help="class folders, a CSV manifest (path,label[,split]) or UCF101 root",
         items="clips",
-        shard_size=64,
+        shard_size=DataConfig.shard_size,
         workers_help="decoding processes (default: CPUs)",
     )
-    p.add_argument("--num-frames", type=int, default=8)
-    p.add_argument("--frame-size", type=int, default=112)
-    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--num-frames", type=int, default=DataConfig.num_frames)
+    p.add_argument("--frame-size", type=int, default=DataConfig.frame_size)
+    p.add_argument("--sample-rate", type=int, default=DataConfig.sample_rate)
     p.add_argument(
         "--clip-seconds",
         type=float,
-        default=10.0,
+        default=DataConfig.clip_seconds,
         help="window in seconds: longer clips are cropped to it, shorter ones "
         "padded with silence (default: 10)",
     )
@@ -93,16 +94,13 @@ def run(args):
     if args.command == "prepare":
         from video_understanding.prepare import prepare
 
+        settings = DataConfig(**arguments_for(DataConfig, args))
         prepare(
             args.data,
             args.output,
-            num_frames=args.num_frames,
-            frame_size=args.frame_size,
-            sample_rate=args.sample_rate,
-            clip_seconds=args.clip_seconds,
+            settings,
             workers=args.workers,
             max_duration=args.max_duration,
-            **prepare_arguments(args),
         )
     elif args.command == "train":
         from video_understanding.config import get_config

@@ -17,6 +17,7 @@ decode. The format is `video_understanding.records`'; `video_understanding.pipel
 reads it back with tf.data.
 """
 
+import dataclasses
 import io
 import json
 import multiprocessing
@@ -36,7 +37,7 @@ from common.data.shards import (
     write_shard,
 )
 from common.data.video import ClipDecodeError, decode_with
-from video_understanding.config import check_clip_seconds
+from video_understanding.config import DataConfig, check_clip_seconds
 from video_understanding.data import SPLITS, load_video_data
 from video_understanding.records import (
     KIND,
@@ -182,35 +183,38 @@ def _add_shard_listing(metadata, plan, stats, skipped):
 def prepare(
     data_path,
     output,
-    num_frames=8,
-    frame_size=112,
-    sample_rate=16000,
-    clip_seconds=10.0,
-    shard_size=64,
+    settings=None,
     workers=None,
     max_duration=3600.0,
-    seed=0,
-    val_fraction=0.1,
-    test_fraction=0.1,
     verbose=True,
+    **overrides,
 ):
-    """Writes the shards (keeping complete ones); returns the metadata dict."""
-    check_clip_seconds(clip_seconds)
+    """Writes the shards (keeping complete ones); returns the metadata dict.
+
+    `settings` is a `video_understanding.config.DataConfig`: its decoding
+    (`num_frames`, `frame_size`, `sample_rate`, `clip_seconds`) and split
+    (`shard_size`, `seed`, `val_fraction`, `test_fraction`) settings are
+    used, with keyword `overrides` of its fields (`prepare(data, output,
+    num_frames=4)`). `workers` decoding processes (default: the CPUs) skip
+    clips whose header declares more than `max_duration` seconds.
+    """
+    d = dataclasses.replace(settings or DataConfig(), **overrides)
+    check_clip_seconds(d.clip_seconds)
     data = load_video_data(
         data_path,
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
+        seed=d.seed,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
         verbose=verbose,
     )
     settings = {
-        "num_frames": int(num_frames),
-        "frame_size": int(frame_size),
-        "sample_rate": int(sample_rate),
-        "clip_seconds": float(clip_seconds),
-        "num_samples": int(round(clip_seconds * sample_rate)),
+        "num_frames": int(d.num_frames),
+        "frame_size": int(d.frame_size),
+        "sample_rate": int(d.sample_rate),
+        "clip_seconds": float(d.clip_seconds),
+        "num_samples": int(round(d.clip_seconds * d.sample_rate)),
         "max_duration": max_duration,
-        **split_settings(shard_size, seed, val_fraction, test_fraction),
+        **split_settings(d.shard_size, d.seed, d.val_fraction, d.test_fraction),
     }
     os.makedirs(output, exist_ok=True)
     metadata_path = os.path.join(output, METADATA)
@@ -222,7 +226,7 @@ def prepare(
         "data": os.path.abspath(data_path),
     }
     check_same_preparation(metadata_path, metadata, "settings or classes")
-    plan = plan_video_shards(data, shard_size, seed)
+    plan = plan_video_shards(data, d.shard_size, d.seed)
     todo = [
         (split, name, clips)
         for split, name, clips in plan

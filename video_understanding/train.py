@@ -20,7 +20,6 @@ from common.training import (
     start_training,
     warmup_cosine,
 )
-from common.training.config import arguments_for
 from common.training.optimizers import TowerAdamW
 from video_understanding.config import VideoConfig
 from video_understanding.demo_data import generate_demo_clips, generate_sync_clips
@@ -58,7 +57,7 @@ def prepared_folder(config, run, data_path=None, verbose=True):
             )
         )
     output = run.file("prepared")
-    prepare(path, output, **arguments_for(prepare, config.data, verbose=verbose))
+    prepare(path, output, config.data, verbose=verbose)
     return output
 
 

@@ -8,7 +8,7 @@ from common.layers.graph_convolution import (
     add_self_loops,
     check_adjacency,
 )
-from common.layers.validation import check_positive_int, check_rank, check_rate
+from common.layers.validation import check_positive_int, check_rate
 
 # Scores are computed in float32; see common.layers.attention.
 _MASKED_SCORE = -1.0e9
@@ -89,14 +89,8 @@ class GraphAttention(GraphLayer):
         return self.num_heads * self.units if self.concat_heads else self.units
 
     def build(self, node_features_shape, adjacency_shape=None):
-        check_rank("node_features", node_features_shape, {3})
-        if adjacency_shape is not None:
-            check_adjacency(adjacency_shape, node_features_shape[1])
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(node_features_shape[-1], self.num_heads, self.units),
-            initializer=self.kernel_initializer,
-        )
+        kernel = (node_features_shape[-1], self.num_heads, self.units)
+        self._build_kernel(node_features_shape, adjacency_shape, kernel)
         self.attention_source = self.add_weight(
             name="attention_source",
             shape=(self.num_heads, self.units),
@@ -107,11 +101,7 @@ class GraphAttention(GraphLayer):
             shape=(self.num_heads, self.units),
             initializer=self.kernel_initializer,
         )
-        self.bias = (
-            self.add_weight(name="bias", shape=(self.output_dim,), initializer="zeros")
-            if self.use_bias
-            else None
-        )
+        self._build_bias(self.output_dim)
 
     def call(
         self, node_features, adjacency, return_attention_scores=False, training=None

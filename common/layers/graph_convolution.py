@@ -47,6 +47,23 @@ class GraphLayer(keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
+    def _build_kernel(self, node_features_shape, adjacency_shape, shape):
+        """Checks the input shapes and adds `kernel` of `shape`."""
+        check_rank("node_features", node_features_shape, {3})
+        if adjacency_shape is not None:
+            check_adjacency(adjacency_shape, node_features_shape[1])
+        self.kernel = self.add_weight(
+            name="kernel", shape=shape, initializer=self.kernel_initializer
+        )
+
+    def _build_bias(self, features):
+        """A zero `bias` of `features` with `use_bias`, else `None`."""
+        self.bias = (
+            self.add_weight(name="bias", shape=(features,), initializer="zeros")
+            if self.use_bias
+            else None
+        )
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -100,19 +117,9 @@ class GraphConvolution(GraphLayer):
     """
 
     def build(self, node_features_shape, adjacency_shape=None):
-        check_rank("node_features", node_features_shape, {3})
-        if adjacency_shape is not None:
-            check_adjacency(adjacency_shape, node_features_shape[1])
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(node_features_shape[-1], self.units),
-            initializer=self.kernel_initializer,
-        )
-        self.bias = (
-            self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-            if self.use_bias
-            else None
-        )
+        kernel = (node_features_shape[-1], self.units)
+        self._build_kernel(node_features_shape, adjacency_shape, kernel)
+        self._build_bias(self.units)
 
     def call(self, node_features, adjacency):
         check_adjacency(tuple(adjacency.shape), node_features.shape[1])

@@ -117,6 +117,13 @@ class TestCase(unittest.TestCase):
             shutil.rmtree(self._temp_dir, ignore_errors=True)
         super().tearDown()
 
+    @staticmethod
+    def random_normal(seed, *shapes):
+        """float32 standard-normal arrays of `shapes`, drawn one after the
+        other from `np.random.default_rng(seed)`."""
+        rng = np.random.default_rng(seed)
+        return [rng.standard_normal(shape).astype("float32") for shape in shapes]
+
     def get_temp_dir(self):
         if self._temp_dir is None:
             self._temp_dir = tempfile.mkdtemp(prefix="mmsuite-test-")

@@ -105,7 +105,8 @@ def config_from_presets(presets, preset, overrides=None):
 
 def arguments_for(function, *sections, **given):
     """The keyword arguments of `function` that the config `sections` hold
-    under the same names (an earlier section wins), then `given`.
+    under the same names (an earlier section wins), then `given`. A section
+    is a dataclass or any object with attributes (an `argparse.Namespace`).
 
     One place maps a config to a constructor or a function, so a setting
     reaches it by its name and cannot be forgotten on the way:
@@ -128,9 +129,14 @@ def arguments_for(function, *sections, **given):
     }
     arguments = {}
     for section in reversed(sections):
-        for field in dataclasses.fields(section):
-            if field.name in named:
-                arguments[field.name] = getattr(section, field.name)
+        names = (
+            [f.name for f in dataclasses.fields(section)]
+            if dataclasses.is_dataclass(section)
+            else list(vars(section))  # e.g. parsed command-line arguments
+        )
+        for name in names:
+            if name in named:
+                arguments[name] = getattr(section, name)
     arguments.update(given)
     return arguments
 

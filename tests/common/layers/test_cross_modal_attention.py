@@ -15,9 +15,7 @@ def named_weights(layer):
 class CrossModalAttentionTest(TestCase):
     def setUp(self):
         super().setUp()
-        rng = np.random.default_rng(0)
-        self.query = rng.standard_normal((3, 4, 16)).astype("float32")
-        self.context = rng.standard_normal((3, 6, 12)).astype("float32")
+        self.query, self.context = self.random_normal(0, (3, 4, 16), (3, 6, 12))
         self.context_mask = np.ones((3, 6), dtype=bool)
         self.context_mask[0, 3:] = False
         self.context_mask[2, 1:] = False

@@ -11,9 +11,7 @@ def sigmoid(x):
 class EarlyFusionTest(TestCase):
     def setUp(self):
         super().setUp()
-        rng = np.random.default_rng(0)
-        self.a = rng.standard_normal((3, 4, 6)).astype("float32")
-        self.b = rng.standard_normal((3, 4, 10)).astype("float32")
+        self.a, self.b = self.random_normal(0, (3, 4, 6), (3, 4, 10))
 
     def test_layer_contract_and_numpy(self):
         layer = self.run_layer_test(
@@ -75,9 +73,7 @@ class LateFusionTest(TestCase):
 
 class GatedFusionTest(TestCase):
     def test_matches_gated_multimodal_unit(self):
-        rng = np.random.default_rng(2)
-        a = rng.standard_normal((3, 6)).astype("float32")
-        b = rng.standard_normal((3, 10)).astype("float32")
+        a, b = self.random_normal(2, (3, 6), (3, 10))
         layer = self.run_layer_test(
             GatedFusion,
             {"hidden_dim": 8},

@@ -129,10 +129,9 @@ class GraphAttentionTest(TestCase):
 class ModalityGraphFusionTest(TestCase):
     def setUp(self):
         super().setUp()
-        rng = np.random.default_rng(4)
-        self.frames = rng.standard_normal((2, 4, 16)).astype("float32")
-        self.audio = rng.standard_normal((2, 3, 12)).astype("float32")
-        self.text = rng.standard_normal((2, 10)).astype("float32")
+        self.frames, self.audio, self.text = self.random_normal(
+            4, (2, 4, 16), (2, 3, 12), (2, 10)
+        )
 
     def test_layer_contract_gat_and_gcn(self):
         for graph_layer in ("gat", "gcn"):
