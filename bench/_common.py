@@ -73,7 +73,8 @@ def median_time(function, repeats, warmup=1):
 
 
 def write_report(path, results, settings=None, extra=None):
-    """Writes `{"machine", "settings", "results"}` to `path` and prints the table."""
+    """Writes `{"machine", "settings", "results"}` to `path`, prints the table
+    and returns `results`."""
     report = {"machine": machine(), "settings": settings or {}, "results": results}
     report.update(extra or {})
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -81,7 +82,7 @@ def write_report(path, results, settings=None, extra=None):
         json.dump(report, f, indent=2)
     print_results(results)
     print(f"Wrote {path}")
-    return report
+    return results
 
 
 def print_results(results):

@@ -117,8 +117,7 @@ def main(argv=None):
         "vgg16_forward_gflop_per_image": vgg16_forward_flops(size) / 1e9,
         "reference_matmul": compute_dtype,
     }
-    write_report(args.output, results, settings)
-    return results
+    return write_report(args.output, results, settings)
 
 
 if __name__ == "__main__":

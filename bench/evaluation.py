@@ -74,8 +74,7 @@ def main(argv=None):
         result("retrieval_metrics_speedup_vs_numpy", numpy_time / ours, "x", 1.0),
     ]
     settings = {"images": num_images, "captions": 5 * num_images}
-    write_report(args.output, results, settings)
-    return results
+    return write_report(args.output, results, settings)
 
 
 if __name__ == "__main__":

@@ -226,8 +226,7 @@ def main(argv=None):
         "seconds_sharded": seconds,
         "png": os.path.relpath(png, ROOT),
     }
-    write_report(args.output, results, settings)
-    return results
+    return write_report(args.output, results, settings)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,7 @@ def main(argv=None):
         result("peak_rss_savedmodel_serving_b32_mib", serve_kib / 1024, "MiB"),
     ]
     settings = {"preset": "demo", "training_steps": steps, "serving_batch": 32}
-    write_report(args.output, results, settings)
-    return results
+    return write_report(args.output, results, settings)
 
 
 if __name__ == "__main__":

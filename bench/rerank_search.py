@@ -98,8 +98,7 @@ def main(argv=None):
         "regions": model.num_regions,
         "dim": model.embedding_dim,
     }
-    write_report(args.output, results, settings)
-    return results
+    return write_report(args.output, results, settings)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,14 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     batch = config.training.batch_size
     size = config.data.image_size
+    settings = {
+        "preset": "demo",
+        "batch_size": batch,
+        "image_size": size,
+        "precision": args.precision,
+        "xla": args.xla,
+        "steps": steps,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         generate_demo_data(tmp, num_train=batch * 8, num_val=0, num_test=10)
         data = load_retrieval_data(tmp, verbose=False)
@@ -74,16 +82,7 @@ def main(argv=None):
             steps,
             warmup,
         )
-    settings = {
-        "preset": "demo",
-        "batch_size": batch,
-        "image_size": size,
-        "precision": args.precision,
-        "xla": args.xla,
-        "steps": steps,
-    }
-    write_report(args.output, results, settings)
-    return results
+    return write_report(args.output, results, settings)
 
 
 if __name__ == "__main__":

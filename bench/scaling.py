@@ -189,8 +189,7 @@ def main(argv=None):
         ],
         "seconds": time.perf_counter() - start,
     }
-    write_report(args.output, results, {"quick": args.quick}, extra)
-    return results
+    return write_report(args.output, results, {"quick": args.quick}, extra)
 
 
 if __name__ == "__main__":

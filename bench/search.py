@@ -125,8 +125,7 @@ def main(argv=None):
             ),
         ]
     settings = {"gallery": args.size, "dim": args.dim, "k": args.k}
-    write_report(args.output, results, settings)
-    return results
+    return write_report(args.output, results, settings)
 
 
 if __name__ == "__main__":

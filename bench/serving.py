@@ -104,8 +104,9 @@ def main(argv=None):
                         f"{key}_savedmodel_vs_keras", saved / direct, "x", 1.2, False
                     ),
                 ]
-    write_report(args.output, results, {"presets": "demo", "precision": "float32"})
-    return results
+    return write_report(
+        args.output, results, {"presets": "demo", "precision": "float32"}
+    )
 
 
 if __name__ == "__main__":

@@ -162,8 +162,7 @@ def main(argv=None):
         "workers": args.workers,
         "ffmpeg": binary,
     }
-    write_report(args.output, results, settings)
-    return results
+    return write_report(args.output, results, settings)
 
 
 if __name__ == "__main__":

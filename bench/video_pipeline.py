@@ -39,6 +39,14 @@ def main(argv=None):
     batch = config.training.batch_size
     keras.config.set_dtype_policy(args.precision)
     keras.utils.set_random_seed(0)
+    settings = {
+        "preset": "demo",
+        "batch_size": batch,
+        "num_frames": d.num_frames,
+        "frame_size": d.frame_size,
+        "precision": args.precision,
+        "xla": args.xla,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         per_class = max(2, (batch * 2) // 8)
         manifest = generate_demo_clips(
@@ -120,16 +128,7 @@ def main(argv=None):
             steps,
             warmup,
         )
-    settings = {
-        "preset": "demo",
-        "batch_size": batch,
-        "num_frames": d.num_frames,
-        "frame_size": d.frame_size,
-        "precision": args.precision,
-        "xla": args.xla,
-    }
-    write_report(args.output, results, settings)
-    return results
+    return write_report(args.output, results, settings)
 
 
 if __name__ == "__main__":

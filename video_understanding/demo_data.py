@@ -29,6 +29,27 @@ CLASSES = [f"{d}_{p}" for d in DIRECTIONS for p in PITCHES]
 SHAPE_COLOURS = ((220, 40, 40), (40, 170, 60), (40, 80, 220), (235, 210, 40))
 
 
+def _noisy_background(size, background, rng):
+    """A `size` x `size` RGB image of grey `background` with +-10 noise."""
+    pixels = np.full((size, size, 3), background, np.int16)
+    pixels += rng.integers(-10, 11, pixels.shape, dtype=np.int16)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _draw_shape(draw, kind, x, y, radius, colour):
+    """A disc (`kind` 0), a square (1) or a triangle (2) centred at `(x, y)`."""
+    box = (x - radius, y - radius, x + radius, y + radius)
+    if kind == 0:
+        draw.ellipse(box, fill=colour)
+    elif kind == 1:
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.polygon(
+            [(x, y - radius), (x - radius, y + radius), (x + radius, y + radius)],
+            fill=colour,
+        )
+
+
 def render_frames(direction, rng, num_frames, size):
     dx, dy = DIRECTIONS[direction]
     radius = size * rng.uniform(0.12, 0.18)
@@ -43,20 +64,8 @@ def render_frames(direction, rng, num_frames, size):
     for i in range(num_frames):
         progress = i / max(num_frames - 1, 1)
         x, y = cx + dx * travel * progress, cy + dy * travel * progress
-        pixels = np.full((size, size, 3), background, np.int16)
-        pixels += rng.integers(-10, 11, pixels.shape, dtype=np.int16)
-        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-        draw = ImageDraw.Draw(image)
-        box = (x - radius, y - radius, x + radius, y + radius)
-        if kind == 0:
-            draw.ellipse(box, fill=colour)
-        elif kind == 1:
-            draw.rectangle(box, fill=colour)
-        else:
-            draw.polygon(
-                [(x, y - radius), (x - radius, y + radius), (x + radius, y + radius)],
-                fill=colour,
-            )
+        image = _noisy_background(size, background, rng)
+        _draw_shape(ImageDraw.Draw(image), kind, x, y, radius, colour)
         frames.append(np.asarray(image))
     return np.stack(frames)
 
@@ -73,28 +82,41 @@ def render_audio(pitch, rng, seconds, sample_rate):
 def generate_demo_clips(
     output_dir,
     clips_per_class=(60, 10, 20),
-    seconds=1.0,
+    seconds=None,
     fps=16,
     size=64,
     sample_rate=16000,
     seed=0,
+    task="shapes",
 ):
     """Writes the clips and `manifest.csv`; returns the manifest path.
 
-    `clips_per_class` is `(train, val, test)`. Reuses a complete earlier
-    output made with the same arguments.
+    `task` is `"shapes"` (a shape moving in one of four directions with a
+    tone of one of two pitches: 8 classes, 1 s clips by default) or
+    `"sync"` (two bouncing balls, the sound clicking with one of them:
+    `left` / `right`, 2 s by default). `clips_per_class` is `(train, val,
+    test)`. Reuses a complete earlier output made with the same arguments.
     """
+    if task not in ("shapes", "sync"):
+        raise ValueError(f"`task` must be 'shapes' or 'sync'; received {task!r}.")
+    if seconds is None:
+        seconds = 1.0 if task == "shapes" else 2.0
     num_frames = int(round(seconds * fps))
 
     def make_clip(label, rng):
+        if task == "sync":
+            frames, audio, _, _ = sync_clip(label, rng, seconds, fps, size, sample_rate)
+            return frames, audio
         direction, pitch = label.split("_")
         frames = render_frames(direction, rng, num_frames, size)
         return frames, render_audio(pitch, rng, seconds, sample_rate)
 
-    signature = repr((tuple(clips_per_class), seconds, fps, size, sample_rate, seed))
+    settings = (tuple(clips_per_class), seconds, fps, size, sample_rate, seed)
+    signature = repr(settings if task == "shapes" else (task, *settings))
+    classes = CLASSES if task == "shapes" else SYNC_CLASSES
     return write_clip_set(
         output_dir,
-        CLASSES,
+        classes,
         clips_per_class,
         make_clip,
         fps,
@@ -204,26 +226,11 @@ def render_sync_frames(left_times, right_times, rng, seconds, fps, size):
     frames = []
     for i in range(num_frames):
         t = i / fps
-        pixels = np.full((size, size, 3), background, np.int16)
-        pixels += rng.integers(-10, 11, pixels.shape, dtype=np.int16)
-        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        image = _noisy_background(size, background, rng)
         draw = ImageDraw.Draw(image)
         for x, times, radius, colour, kind in shapes:
             y = floor - radius - apex * bounce_height(t, times, seconds)
-            box = (x - radius, y - radius, x + radius, y + radius)
-            if kind == 0:
-                draw.ellipse(box, fill=colour)
-            elif kind == 1:
-                draw.rectangle(box, fill=colour)
-            else:
-                draw.polygon(
-                    [
-                        (x, y - radius),
-                        (x - radius, y + radius),
-                        (x + radius, y + radius),
-                    ],
-                    fill=colour,
-                )
+            _draw_shape(draw, kind, x, y, radius, colour)
         frames.append(np.asarray(image))
     return np.stack(frames)
 
@@ -259,33 +266,7 @@ def sync_clip(label, rng, seconds=2.0, fps=16, size=64, sample_rate=16000):
     return frames, audio, left, right
 
 
-def generate_sync_clips(
-    output_dir,
-    clips_per_class=(60, 10, 20),
-    seconds=2.0,
-    fps=16,
-    size=64,
-    sample_rate=16000,
-    seed=0,
-):
-    """Writes the sync task's clips and `manifest.csv` (`ROOT/<left|right>/
-    <clip>.mp4`, like `generate_demo_clips`); returns the manifest path.
-    Reuses a complete earlier output made with the same arguments."""
-
-    def make_clip(label, rng):
-        frames, audio, _, _ = sync_clip(label, rng, seconds, fps, size, sample_rate)
-        return frames, audio
-
-    signature = repr(
-        ("sync", tuple(clips_per_class), seconds, fps, size, sample_rate, seed)
-    )
-    return write_clip_set(
-        output_dir,
-        SYNC_CLASSES,
-        clips_per_class,
-        make_clip,
-        fps,
-        sample_rate,
-        seed,
-        signature,
-    )
+def generate_sync_clips(output_dir, **settings):
+    """The sync task's clips and `manifest.csv` (`ROOT/<left|right>/<clip>.mp4`):
+    `generate_demo_clips(output_dir, task="sync", **settings)`."""
+    return generate_demo_clips(output_dir, task="sync", **settings)

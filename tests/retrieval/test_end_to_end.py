@@ -124,17 +124,8 @@ class RetrievalEndToEndTest(TestCase):
         self.assertEqual(cli("evaluate", "--run", run), 0)
         with open(os.path.join(run, "metrics.json")) as f:
             metrics = json.load(f)
-        for key in (
-            "i2t_r1",
-            "i2t_r5",
-            "i2t_r10",
-            "t2i_r1",
-            "t2i_r5",
-            "t2i_r10",
-            "i2t_medr",
-            "t2i_medr",
-            "rsum",
-        ):
+        recalls = [f"{d}_r{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
+        for key in recalls + ["i2t_medr", "t2i_medr", "rsum"]:
             self.assertIn(key, metrics)
             self.assertIn(key, metrics["rerank"])
         self.assertEqual(metrics["num_images"], 10)
