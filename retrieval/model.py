@@ -361,8 +361,8 @@ def load_trained_model(run_dir):
     The model computes in float32 whatever precision it was trained with, so
     evaluation and exports are exact and portable.
     """
-    from common.training.callbacks import RunDirectory
     from common.training.config import load_config
+    from common.training.run_directory import RunDirectory
     from retrieval.config import RetrievalConfig
 
     run = RunDirectory(run_dir)

@@ -359,8 +359,8 @@ def build_model(config, num_classes, multi_label):
 
 def load_trained_model(run_dir):
     """`(config, model, class_names, multi_label)` with the best weights (float32)."""
-    from common.training.callbacks import RunDirectory
     from common.training.config import load_config
+    from common.training.run_directory import RunDirectory
     from video_understanding.config import VideoConfig
     from video_understanding.records import read_metadata
 

@@ -19,10 +19,10 @@ from common.training.distribute import (
 from common.training.seeding import seed_everything
 
 _LAZY = {
-    "RunDirectory": "common.training.callbacks",
+    "RunDirectory": "common.training.run_directory",
     "RunCheckpointing": "common.training.callbacks",
-    "backup_epoch": "common.training.callbacks",
-    "backup_position": "common.training.callbacks",
+    "backup_epoch": "common.training.run_directory",
+    "backup_position": "common.training.run_directory",
     "fit_resuming": "common.training.callbacks",
     "standard_callbacks": "common.training.callbacks",
     "WarmupCosineDecay": "common.training.schedules",

@@ -1,8 +1,8 @@
-"""Callbacks and run-directory helpers shared by the applications' training."""
+"""The callbacks of both applications' training: `RunCheckpointing` (best
+and last weights, resumable backups, history), `fit_resuming` and
+`standard_callbacks`."""
 
 import contextlib
-import csv
-import io
 import json
 import os
 import shutil
@@ -13,84 +13,13 @@ import numpy as np
 from common.data.files import publish, write_atomically, write_json_atomically
 from common.training.distribute import num_workers
 from common.training.preemption import Preempted, watch
-
-
-class RunDirectory:
-    """The files of one training run under `runs/<name>/`.
-
-    Attributes:
-        path: the run folder.
-        config: `config.json`, the resolved configuration.
-        checkpoints: `checkpoints/` (best and last weights).
-        backup: `backup/` (BackupAndRestore state for resuming).
-        logs: `logs/` (TensorBoard).
-        metrics: `metrics.json`.
-        history: `history.csv` (per-epoch logs, appended across resumes).
-        complete: `COMPLETE`, written when training finished.
-    """
-
-    def __init__(self, path):
-        self.path = os.path.abspath(path)
-        self.config = os.path.join(self.path, "config.json")
-        self.checkpoints = os.path.join(self.path, "checkpoints")
-        self.best_weights = os.path.join(self.checkpoints, "best.weights.h5")
-        self.last_weights = os.path.join(self.checkpoints, "last.weights.h5")
-        self.backup = os.path.join(self.path, "backup")
-        self.logs = os.path.join(self.path, "logs")
-        self.metrics = os.path.join(self.path, "metrics.json")
-        self.history = os.path.join(self.path, "history.csv")
-        self.complete = os.path.join(self.path, "COMPLETE")
-
-    def create(self):
-        for folder in (self.path, self.checkpoints, self.backup, self.logs):
-            os.makedirs(folder, exist_ok=True)
-        return self
-
-    def file(self, name):
-        return os.path.join(self.path, name)
-
-    def trained_weights(self):
-        """The best checkpoint if there is one, else the last."""
-        for path in (self.best_weights, self.last_weights):
-            if os.path.isfile(path):
-                return path
-        raise FileNotFoundError(
-            f"No trained weights in {self.checkpoints}: has `train` run to the end "
-            "of an epoch in this run directory?"
-        )
-
-
-def _published_state(run):
-    """The newest published backup state folder of `run`, or None."""
-    latest = os.path.join(run.backup, "LATEST")
-    if not os.path.isfile(latest):
-        return None
-    with open(latest, encoding="utf-8") as f:
-        name = f.read().strip()
-    path = os.path.join(run.backup, name)
-    if name and os.path.isfile(os.path.join(path, "state.json")):
-        return path
-    return None
-
-
-def backup_position(run):
-    """Where a restart of `run` (a `RunDirectory`) resumes: `(epochs done,
-    steps done of the next epoch)` from its backup (the steps are 0 unless
-    the run was stopped by SIGTERM mid-epoch), or None without a backup."""
-    state = _published_state(run)
-    if state is None:
-        return None
-    with open(os.path.join(state, "state.json"), encoding="utf-8") as f:
-        saved = json.load(f)
-    return int(saved["epoch"]), int(saved.get("step", 0))
-
-
-def backup_epoch(run):
-    """The epoch a restart of `run` resumes at (the number of epochs its
-    backup holds), or None without a backup; read before `fit`, so that the
-    data stream can start at that epoch."""
-    position = backup_position(run)
-    return None if position is None else position[0]
+from common.training.run_directory import (
+    backup_position,
+    published_state,
+    read_history,
+    seed_states,
+    write_history,
+)
 
 
 def fit_resuming(
@@ -142,17 +71,6 @@ def fit_resuming(
     return history
 
 
-def seed_states(model):
-    """The states of the model's random seed generators (dropout, sampling)
-    in `model.variables` order: `save_weights` does not keep them, and a
-    resumed run must draw the numbers the uninterrupted one would have."""
-    return [
-        variable
-        for variable in model.variables
-        if variable.path.endswith("seed_generator_state")
-    ]
-
-
 @contextlib.contextmanager
 def _writing(path):
     """An `OSError` while writing `path` (disk full, file too large, no
@@ -167,30 +85,6 @@ def _writing(path):
         raise OSError(
             error.errno, f"Could not write the checkpoint ({reason})", path
         ) from error
-
-
-def _write_csv_atomic(path, rows):
-    keys = ["epoch"] + sorted({k for row in rows for k in row} - {"epoch"})
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=keys)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-    write_atomically(path, text.getvalue())
-
-
-def _read_csv(path):
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = []
-        for row in csv.DictReader(f):
-            try:
-                epoch = int(row["epoch"])
-            except (KeyError, TypeError, ValueError):
-                continue  # a torn last line
-            rows.append({**row, "epoch": epoch})
-        return rows
 
 
 class RunCheckpointing(keras.callbacks.Callback):
@@ -247,7 +141,7 @@ class RunCheckpointing(keras.callbacks.Callback):
 
     # -- restore ----------------------------------------------------------
     def _state_dir(self):
-        return _published_state(self.run)
+        return published_state(self.run)
 
     def _epochs(self):
         return self.total_epochs or (self.params or {}).get("epochs")
@@ -310,10 +204,10 @@ class RunCheckpointing(keras.callbacks.Callback):
             return
         # The first epoch of this fit: history.csv keeps the epochs before it
         # (earlier phases, earlier fits), then this fit's backed-up rows.
-        before = [r for r in _read_csv(self.run.history) if r["epoch"] < epoch]
+        before = [r for r in read_history(self.run.history) if r["epoch"] < epoch]
         restored = {r["epoch"] for r in self.rows}
         kept = [r for r in before if r["epoch"] not in restored]
-        _write_csv_atomic(
+        write_history(
             self.run.history, sorted(kept + self.rows, key=lambda r: r["epoch"])
         )
         self.synced = True
@@ -459,8 +353,8 @@ class RunCheckpointing(keras.callbacks.Callback):
             epoch=epoch,
         )
         self.rows = rows
-        existing = _read_csv(self.run.history)
-        _write_csv_atomic(
+        existing = read_history(self.run.history)
+        write_history(
             self.run.history,
             sorted(
                 [r for r in existing if r["epoch"] != row["epoch"]] + [row],

@@ -42,8 +42,8 @@ def start_training(config, output, strategy, config_class, resolve_data):
     """
     import keras
 
-    from common.training.callbacks import RunDirectory
     from common.training.config import load_config, save_config
+    from common.training.run_directory import RunDirectory
 
     limit_malloc_arenas()
     distribution = get_strategy(strategy)

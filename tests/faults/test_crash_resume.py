@@ -175,7 +175,8 @@ class CheckpointWriteFailureTest(TestCase):
     def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(self):
         import keras
 
-        from common.training.callbacks import RunCheckpointing, RunDirectory
+        from common.training.callbacks import RunCheckpointing
+        from common.training.run_directory import RunDirectory
 
         run = RunDirectory(os.path.join(self.get_temp_dir(), "run")).create()
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
@@ -233,7 +234,7 @@ class RestoredStateTest(TestCase):
         return model
 
     def state_of(self, model):
-        from common.training.callbacks import seed_states
+        from common.training.run_directory import seed_states
 
         return (
             [w.copy() for w in model.get_weights()],
@@ -244,7 +245,8 @@ class RestoredStateTest(TestCase):
     def test_restart_restores_the_saved_state_exactly(self):
         import keras
 
-        from common.training.callbacks import RunCheckpointing, RunDirectory
+        from common.training.callbacks import RunCheckpointing
+        from common.training.run_directory import RunDirectory
 
         run = RunDirectory(os.path.join(self.get_temp_dir(), "run")).create()
         x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")

@@ -12,12 +12,8 @@ import tensorflow as tf
 
 from common.testing import TestCase
 from common.training import preemption
-from common.training.callbacks import (
-    RunCheckpointing,
-    RunDirectory,
-    backup_position,
-    fit_resuming,
-)
+from common.training.callbacks import RunCheckpointing, fit_resuming
+from common.training.run_directory import RunDirectory, backup_position
 
 STEPS, EPOCHS, BATCH = 5, 3, 4
 
