@@ -190,26 +190,31 @@ def run(args):
 
         merge_indexes(args.model, args.inputs, args.output, keep=args.keep)
     elif args.command == "search":
-        from retrieval.search import search, write_html
-
-        indexes = args.index or ["saved_models/retrieval_index"]
-        results, root = search(
-            indexes, args.query, args.image, args.k, rerank_depth=args.rerank_depth
-        )
-        label = args.query if args.query is not None else f"image {args.image}"
-        if args.json:
-            print(json.dumps([{"id": i, "score": s} for i, s in results], indent=2))
-        else:
-            print(f"Top {len(results)} for {label!r}:")
-            for rank, (image_id, score) in enumerate(results, start=1):
-                print(f"{rank:4d}  {score:7.3f}  {image_id}")
-        if args.html:
-            print(f"Wrote {write_html(args.html, label, results, root)}")
+        _search(args)
     elif args.command == "explain":
         from retrieval.explain import explain
 
         explain(args.run, args.image, args.text, args.output)
     return 0
+
+
+def _search(args):
+    """Prints (or writes as JSON / HTML) the top k of a text or image query."""
+    from retrieval.search import search, write_html
+
+    indexes = args.index or ["saved_models/retrieval_index"]
+    results, root = search(
+        indexes, args.query, args.image, args.k, rerank_depth=args.rerank_depth
+    )
+    label = args.query if args.query is not None else f"image {args.image}"
+    if args.json:
+        print(json.dumps([{"id": i, "score": s} for i, s in results], indent=2))
+    else:
+        print(f"Top {len(results)} for {label!r}:")
+        for rank, (image_id, score) in enumerate(results, start=1):
+            print(f"{rank:4d}  {score:7.3f}  {image_id}")
+    if args.html:
+        print(f"Wrote {write_html(args.html, label, results, root)}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,25 @@ def _read(path):
         return f.read()
 
 
+def _write_shards(todo, output, image_root, workers, verbose):
+    """Writes the `(split, name, items)` shards of `todo`, the images read by
+    `workers` threads."""
+
+    def records(shard_items, pool):
+        paths = [path for path, _ in shard_items]
+        for (path, captions), image in zip(
+            shard_items, pool.map(_read, paths), strict=True
+        ):
+            yield encode_example(image, captions, os.path.relpath(path, image_root))
+
+    with (
+        ThreadPoolExecutor(max(1, workers)) as pool,
+        tqdm(todo, desc="Writing shards", unit="shard", disable=not verbose) as shards,
+    ):
+        for _, name, shard_items in shards:
+            write_shard(os.path.join(output, name), records(shard_items, pool))
+
+
 def prepare(
     data_path,
     output,
@@ -75,19 +94,7 @@ def prepare(
     plan = plan_shards(items, shard_size)
     todo = [p for p in plan if not os.path.isfile(os.path.join(output, p[1]))]
 
-    def records(shard_items, pool):
-        paths = [path for path, _ in shard_items]
-        for (path, captions), image in zip(
-            shard_items, pool.map(_read, paths), strict=True
-        ):
-            yield encode_example(image, captions, os.path.relpath(path, data.root))
-
-    with (
-        ThreadPoolExecutor(max(1, workers)) as pool,
-        tqdm(todo, desc="Writing shards", unit="shard", disable=not verbose) as shards,
-    ):
-        for _, name, shard_items in shards:
-            write_shard(os.path.join(output, name), records(shard_items, pool))
+    _write_shards(todo, output, data.root, workers, verbose)
     for split in SPLITS:
         lines = split_index_lines(items[split], data.root)
         write_atomically(os.path.join(output, f"{split}.jsonl"), "".join(lines))

@@ -146,18 +146,9 @@ def detect_layout(path):
     return "folders", [path]
 
 
-def load_video_data(
-    path, seed=0, val_fraction=0.1, test_fraction=0.1, split_index=1, verbose=True
-):
-    """Reads, checks and splits a labelled video dataset; returns `VideoData`."""
-    report = SkipReport(path)
-    layout, files = detect_layout(path)
-    if layout == "csv":
-        root, entries = _read_csv(files[0], report)
-    elif layout == "ucf101":
-        root, entries = _read_ucf101(files[0], split_index, report)
-    else:
-        root, entries = _read_folders(files[0], report)
+def _usable_clips(root, entries, report):
+    """`(paths, labels, splits)` of the entries whose clip file is usable,
+    labelled, named once and in a known split; the others go to `report`."""
     seen = set()
     paths, labels, splits = [], [], []
     for reference, clip_labels, split in entries:
@@ -182,6 +173,38 @@ def load_video_data(
         paths.append(clip_path)
         labels.append(sorted(set(clip_labels)))
         splits.append(split)
+    return paths, labels, splits
+
+
+def _seen_in_training(paths, labels, splits, train_labels, report):
+    """The clips whose every label has training clips; the others go to
+    `report` (a model cannot learn a class it never sees)."""
+    keep = []
+    for index, clip_labels in enumerate(labels):
+        unseen = [label for label in clip_labels if label not in train_labels]
+        if unseen:
+            report.skip("label unseen in training", f"{paths[index]}: {unseen}")
+        else:
+            keep.append(index)
+    paths = [paths[i] for i in keep]
+    labels = [labels[i] for i in keep]
+    splits = [splits[i] for i in keep]
+    return paths, labels, splits
+
+
+def load_video_data(
+    path, seed=0, val_fraction=0.1, test_fraction=0.1, split_index=1, verbose=True
+):
+    """Reads, checks and splits a labelled video dataset; returns `VideoData`."""
+    report = SkipReport(path)
+    layout, files = detect_layout(path)
+    if layout == "csv":
+        root, entries = _read_csv(files[0], report)
+    elif layout == "ucf101":
+        root, entries = _read_ucf101(files[0], split_index, report)
+    else:
+        root, entries = _read_folders(files[0], report)
+    paths, labels, splits = _usable_clips(root, entries, report)
     if not paths:
         raise ValueError(
             f"No usable clip in {path!r} ({layout} layout): {report.summary()}"
@@ -195,16 +218,9 @@ def load_video_data(
     }
     if not train_labels:
         raise ValueError(f"No training clip in {path!r}: {report.summary()}")
-    keep = []
-    for index, clip_labels in enumerate(labels):
-        unseen = [label for label in clip_labels if label not in train_labels]
-        if unseen:
-            report.skip("label unseen in training", f"{paths[index]}: {unseen}")
-        else:
-            keep.append(index)
-    paths = [paths[i] for i in keep]
-    labels = [labels[i] for i in keep]
-    splits = [splits[i] for i in keep]
+    paths, labels, splits = _seen_in_training(
+        paths, labels, splits, train_labels, report
+    )
     report.kept = len(paths)
     data = VideoData(
         root=root,

@@ -180,6 +180,31 @@ def _add_shard_listing(metadata, plan, stats, skipped):
     metadata["skipped"] = skipped
 
 
+def _add_kept_shard_stats(stats, plan, output, metadata_path):
+    """Adds to `stats` those of the shards kept from an earlier run: from its
+    `prepare.json`, or read from the shard file."""
+    previous = {}
+    if os.path.isfile(metadata_path):
+        with open(metadata_path, encoding="utf-8") as f:
+            previous = json.load(f).get("records", {})
+    for _, name, _ in plan:
+        if name not in stats:
+            stats[name] = previous.get(name) or _shard_stats(
+                os.path.join(output, name), None
+            )
+
+
+def _summary(metadata, output, shards, kept):
+    """One line: the shards written, the clips of each split, the skips."""
+    counts = metadata["counts"]
+    return (
+        f"Prepared {shards} shards in {output} ({kept} kept from before): train "
+        f"{counts['train']}, val {counts['val']}, test {counts['test']} clips "
+        f"({metadata['without_audio']} without sound, given silence); skipped "
+        f"clips: {metadata['skipped']}"
+    )
+
+
 def prepare(
     data_path,
     output,
@@ -234,15 +259,7 @@ def prepare(
     ]
     problems = _known_problems(output, plan, todo, data.report)
     stats = _decode_and_write(todo, settings, output, workers, problems, verbose)
-    previous = {}
-    if os.path.isfile(metadata_path):
-        with open(metadata_path, encoding="utf-8") as f:
-            previous = json.load(f).get("records", {})
-    for _, name, _ in plan:
-        if name not in stats:
-            stats[name] = previous.get(name) or _shard_stats(
-                os.path.join(output, name), None
-            )
+    _add_kept_shard_stats(stats, plan, output, metadata_path)
     report = SkipReport(data_path)
     for path, reason in problems.items():
         report.skip(reason.split(": ", 1)[-1].split(" (")[0], path)
@@ -251,14 +268,7 @@ def prepare(
     report.kept = sum(metadata["counts"].values())
     write_json_atomically(metadata_path, metadata)
     if verbose:
-        counts = metadata["counts"]
-        print(
-            f"Prepared {len(plan)} shards in {output} ({len(plan) - len(todo)} kept "
-            f"from before): train {counts['train']}, val {counts['val']}, test "
-            f"{counts['test']} clips ({metadata['without_audio']} without sound, "
-            "given silence); skipped clips: "
-            f"{len(problems)}"
-        )
+        print(_summary(metadata, output, len(plan), len(plan) - len(todo)))
         if problems:
             print("Skipped: " + report.summary())
     return metadata

@@ -149,7 +149,26 @@ def promote(args):
     return 0
 
 
-def main(argv=None):
+def _client_options(p, shards=False):
+    """The server, model and output flags of the client commands."""
+    p.add_argument("--server", default="http://localhost:8501", help="REST URL")
+    p.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC instead")
+    if shards:
+        p.add_argument(
+            "--model",
+            action="append",
+            help="model name (default retrieval_index); repeat it for the "
+            "shards of one gallery: their top-k are merged",
+        )
+    else:
+        p.add_argument("--model", help="model name (default: the app's)")
+    p.add_argument("--version", type=int, help="pin a model version")
+    p.add_argument("--label", help="pin a version label, e.g. stable")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m common.serving",
         description=__doc__.split("\n\n")[0],
@@ -158,37 +177,20 @@ def main(argv=None):
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def client_options(p, shards=False):
-        p.add_argument("--server", default="http://localhost:8501", help="REST URL")
-        p.add_argument("--grpc", metavar="HOST:PORT", help="use gRPC instead")
-        if shards:
-            p.add_argument(
-                "--model",
-                action="append",
-                help="model name (default retrieval_index); repeat it for the "
-                "shards of one gallery: their top-k are merged",
-            )
-        else:
-            p.add_argument("--model", help="model name (default: the app's)")
-        p.add_argument("--version", type=int, help="pin a model version")
-        p.add_argument("--label", help="pin a version label, e.g. stable")
-        p.add_argument("--timeout", type=float, default=30.0, help="seconds")
-        p.add_argument("--json", action="store_true", help="print JSON")
-
     p = commands.add_parser("embed-text", help="text embeddings from `retrieval`")
-    client_options(p)
+    _client_options(p)
     p.add_argument("text", nargs="+")
     p.set_defaults(run=embed_text)
 
     p = commands.add_parser("search", help="top-k gallery images for a query")
-    client_options(p, shards=True)
+    _client_options(p, shards=True)
     p.add_argument("query", nargs="?", help="text query")
     p.add_argument("--image", help="query image file instead of text")
     p.add_argument("-k", type=int, default=5)
     p.set_defaults(run=search)
 
     p = commands.add_parser("classify", help="label clips with video_understanding")
-    client_options(p)
+    _client_options(p)
     p.add_argument("clips", nargs="+")
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--num-frames", type=int, help="default: from the metadata")
@@ -210,7 +212,11 @@ def main(argv=None):
     p.add_argument("--models-dir", help="default: the config's folder")
     p.set_defaults(run=promote)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     from common.serving import ServingError
 
     try:
