@@ -36,7 +36,13 @@ def add_train_command(commands, presets, data_help, set_example):
         action="store_true",
         help="op determinism + fixed seeds: identical runs (slower)",
     )
-    parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity")
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        help="Keras fit output: 0 none, 1 a progress bar, 2 one line per epoch "
+        "(default: 1 on a terminal, else 2)",
+    )
     return parser
 
 
@@ -123,9 +129,21 @@ def train_command(args, get_config, train):
         config,
         args.output,
         data_path=args.data,
-        verbose=args.verbose,
+        verbose=fit_verbosity(args.verbose),
         strategy=args.strategy,
     )
+
+
+def fit_verbosity(verbose, stream=None):
+    """Keras `fit` verbosity: `verbose` when given, else a progress bar (1)
+    when `stream` (stdout) is a terminal and one line per epoch (2) when it
+    is a file or a pipe, where a bar would print a line per update."""
+    import sys
+
+    if verbose is not None:
+        return verbose
+    stream = sys.stdout if stream is None else stream
+    return 1 if stream.isatty() else 2
 
 
 def add_override_argument(parser, help_text):
@@ -159,16 +177,54 @@ def training_overrides(args):
 KNOWN_ERRORS = (ValueError, OSError)
 
 
+def quiet_tensorflow():
+    """Loads TensorFlow without its C++ log lines: the start-up banners its
+    libraries print as they load (CUDA drivers not found, CPU instructions)
+    go to /dev/null, and `TF_CPP_MIN_LOG_LEVEL=3` keeps the later ones (a
+    failed `cuInit` on a machine without a GPU, oneDNN notes) out. Python
+    errors and warnings still show. Nothing changes when TensorFlow is
+    already loaded or `TF_CPP_MIN_LOG_LEVEL` is set (the user's choice)."""
+    import sys
+
+    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def run_cli(build_parser, run, argv=None):
     """Parses `argv` with `build_parser()`, calls `run(args)`; a known error
     prints `error: MESSAGE` on stderr and returns 2, a stop on SIGTERM
     (`common.training.preemption`) prints what was saved and returns 143.
-    Both applications' `main`."""
+    TensorFlow is loaded quietly first (`quiet_tensorflow`) unless
+    `--tf-logs` (before the command) asks for its log lines. Both
+    applications' `main`."""
     import sys
 
     from common.training.preemption import Preempted
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    parser.add_argument(
+        "--tf-logs",
+        action="store_true",
+        help="show TensorFlow's start-up and C++ log lines (hidden by default)",
+    )
+    args = parser.parse_args(argv)
+    if getattr(args, "deterministic", False):
+        # before TensorFlow loads: oneDNN's kernels may sum in any order
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    if not args.tf_logs:
+        quiet_tensorflow()
     try:
         return run(args)
     except KNOWN_ERRORS as error:
