@@ -43,6 +43,14 @@ demo: venv
 		--output saved_models/video_understanding --keep 3
 	$(PY) -m video_understanding predict --model saved_models/video_understanding -k 3 \
 		$(VIDEO_RUN)/clips/up_high/up_high_0070.mp4 $(VIDEO_RUN)/clips/left_low/left_low_0085.mp4
+	@echo ""
+	@echo "Demo outputs:"
+	@echo "  search results page:    $(DEMO_RUN)/search.html (open it in a browser)"
+	@echo "  word-region attention:  $(DEMO_RUN)/explain.png"
+	@echo "  video confusion matrix: $(VIDEO_RUN)/confusion_matrix.png"
+	@echo "  run folders:            $(DEMO_RUN)/ and $(VIDEO_RUN)/ (config, checkpoints, metrics.json, logs)"
+	@echo "  SavedModels:            saved_models/retrieval, saved_models/retrieval_index,"
+	@echo "                          saved_models/video_understanding (python -m common.serving --help)"
 
 lint: venv
 	$(VENV)/bin/ruff check .
