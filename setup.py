@@ -39,6 +39,9 @@ setup(
         # PredictionLog protos for the warmup requests every export writes,
         # and the gRPC client; the same version as TensorFlow and TF Serving.
         "tensorflow-serving-api==2.21.*",
+        # the web page (`python -m common.web`): an ASGI app and its server
+        "starlette>=0.40,<2",
+        "uvicorn>=0.30,<1",
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.*"],

@@ -8,6 +8,85 @@ import tensorflow as tf
 from common.serving.topk import merge_top_k
 
 
+class LoadedIndex:
+    """A search index (one folder, a list of them, or a sharded folder)
+    loaded once and asked many queries: `search` answers as the `search`
+    function does, without loading the SavedModels again.
+
+    Attributes:
+        versions: the SavedModel folders answering (one per shard).
+        gallery_root: the folder the gallery ids are relative to.
+        ids: every gallery id, in the shards' order.
+        size: the number of gallery images.
+        rerank_depth: the re-rank depth the index was built with (0: none).
+    """
+
+    def __init__(self, index):
+        from retrieval.index import index_versions
+
+        paths = [index] if isinstance(index, str | os.PathLike) else list(index)
+        self.versions = [v for path in paths for v in index_versions(path)]
+        self.loaded = [tf.saved_model.load(version) for version in self.versions]
+        infos = [loaded.gallery_info() for loaded in self.loaded]
+        roots = {info["gallery_root"].numpy().decode("utf-8") for info in infos}
+        if len(roots) != 1:
+            raise ValueError(
+                f"The indexes cover different gallery folders: {sorted(roots)}"
+            )
+        self.gallery_root = roots.pop()
+        self.sizes = [int(info["size"]) for info in infos]
+        self.size = sum(self.sizes)
+        self.depths = [int(info.get("rerank_depth", 0)) for info in infos]
+        self.rerank_depth = max(self.depths)
+        self.ids = [
+            i.decode("utf-8") for loaded in self.loaded for i in loaded.ids.numpy()
+        ]
+
+    def search(self, query=None, image_bytes=None, k=5, rerank_depth=None):
+        """Top-k `(id, score)` pairs for a text `query` or encoded
+        `image_bytes` (see the `search` function)."""
+        if (query is None) == (image_bytes is None):
+            raise ValueError("Give exactly one of a text query or an image.")
+        if rerank_depth is not None and rerank_depth < 0:
+            raise ValueError(
+                f"--rerank-depth must be 0 or more; received {rerank_depth}."
+            )
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.size:
+            raise ValueError(
+                f"-k must be between 1 and the gallery size {self.size}; "
+                f"received {k!r}."
+            )
+        answers = []
+        for loaded, size, depth in zip(
+            self.loaded, self.sizes, self.depths, strict=True
+        ):
+            # a shard without region features ranks by cosine alone
+            shard_depth = rerank_depth if depth > 0 else None
+            answers.append(
+                self._shard_top_k(loaded, size, query, image_bytes, k, shard_depth)
+            )
+        return merge_top_k(answers, k)
+
+    @staticmethod
+    def _shard_top_k(loaded, size, query, image_bytes, k, rerank_depth):
+        want = tf.constant([min(k, size)])
+        if image_bytes is not None:
+            out = loaded.signatures["search_by_image"](
+                image_bytes=tf.constant([image_bytes]), k=want
+            )
+        elif rerank_depth is not None:
+            out = loaded.signatures["search_by_text_reranked"](
+                text=tf.constant([query]),
+                k=want,
+                rerank_depth=tf.constant([rerank_depth]),
+            )
+        else:
+            out = loaded.signatures["search_by_text"](text=tf.constant([query]), k=want)
+        ids = [i.decode("utf-8") for i in out["ids"].numpy()[0]]
+        scores = [float(s) for s in out["scores"].numpy()[0]]
+        return list(zip(ids, scores, strict=True))
+
+
 def search(index, query=None, image=None, k=5, rerank_depth=None):
     """Top-k `(id, score)` pairs and the gallery root, for a text or image
     query. A text query's top `rerank_depth` candidates (default: the
@@ -18,55 +97,17 @@ def search(index, query=None, image=None, k=5, rerank_depth=None):
     answers its own top-k (re-ranking its own top candidates) and the answers
     are merged by score, which gives the same top-k as one index when
     ranking by cosine (re-ranked, each shard re-ranks its own candidates)."""
-    from retrieval.index import index_versions
-
     if (query is None) == (image is None):
         raise ValueError("Give exactly one of a text query or --image PATH.")
-    indexes = [index] if isinstance(index, str | os.PathLike) else list(index)
+    image_bytes = None
     if image is not None:
         if not os.path.isfile(image):
             raise FileNotFoundError(f"Query image not found: {image!r}.")
         with open(image, "rb") as f:
             image_bytes = f.read()
-    answers, roots, total = [], set(), 0
-    loaded_all = [
-        tf.saved_model.load(version)
-        for path in indexes
-        for version in index_versions(path)
-    ]
-    for loaded in loaded_all:
-        total += int(loaded.gallery_info()["size"])
-    if rerank_depth is not None and rerank_depth < 0:
-        raise ValueError(f"--rerank-depth must be 0 or more; received {rerank_depth}.")
-    if not 1 <= k <= total:
-        raise ValueError(
-            f"-k must be between 1 and the gallery size {total}; received {k}."
-        )
-    for loaded in loaded_all:
-        info = loaded.gallery_info()
-        size = int(info["size"])
-        roots.add(info["gallery_root"].numpy().decode("utf-8"))
-        want = tf.constant([min(k, size)])
-        if image is not None:
-            out = loaded.signatures["search_by_image"](
-                image_bytes=tf.constant([image_bytes]), k=want
-            )
-        elif rerank_depth is not None and int(info.get("rerank_depth", 0)) > 0:
-            out = loaded.signatures["search_by_text_reranked"](
-                text=tf.constant([query]),
-                k=want,
-                rerank_depth=tf.constant([rerank_depth]),
-            )
-        else:
-            out = loaded.signatures["search_by_text"](text=tf.constant([query]), k=want)
-        ids = [i.decode("utf-8") for i in out["ids"].numpy()[0]]
-        scores = [float(s) for s in out["scores"].numpy()[0]]
-        answers.append(list(zip(ids, scores, strict=True)))
-    if len(roots) != 1:
-        raise ValueError(
-            f"The indexes cover different gallery folders: {sorted(roots)}"
-        )
-    return merge_top_k(answers, k), roots.pop()
+    loaded = LoadedIndex(index)
+    results = loaded.search(query, image_bytes, k, rerank_depth)
+    return results, loaded.gallery_root
 
 
 def write_html(path, query, results, gallery_root):
