@@ -49,7 +49,13 @@ setup(
         "serving": ["tensorflow-serving-api==2.21.*"],
         "hub": ["tensorflow-hub>=0.16,<0.17"],
         # the tests load the exports with tensorflow_hub too
-        "dev": ["pytest>=8,<10", "ruff>=0.6", "tensorflow-hub>=0.16,<0.17"],
+        "dev": [
+            "pytest>=8,<10",
+            "ruff>=0.6",
+            "tensorflow-hub>=0.16,<0.17",
+            # the web page's browser tests drive the system's Chromium
+            "selenium>=4.20,<5",
+        ],
         "bench": [
             "psutil>=5.9",
             "faiss-cpu>=1.8",

@@ -195,4 +195,5 @@ def _error(status, message):
 
 
 def _too_large(limit):
-    return _error(413, f"The upload is larger than {limit // 2**20} MiB.")
+    size = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit:,} bytes"
+    return _error(413, f"The upload is larger than {size}.")
