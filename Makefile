@@ -51,6 +51,8 @@ demo: venv
 	@echo "  run folders:            $(DEMO_RUN)/ and $(VIDEO_RUN)/ (config, checkpoints, metrics.json, logs)"
 	@echo "  SavedModels:            saved_models/retrieval, saved_models/retrieval_index,"
 	@echo "                          saved_models/video_understanding (python -m common.serving --help)"
+	@echo "  the web page:           $(PY) -m common.web --index saved_models/retrieval_index \\"
+	@echo "                              --model saved_models/video_understanding   (http://127.0.0.1:8080/)"
 
 lint: venv
 	$(VENV)/bin/ruff check .
