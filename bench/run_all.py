@@ -27,6 +27,7 @@ BENCHMARKS = (
     "serving",
     "search",
     "rerank_search",
+    "web",
     "memory",
     "index_memory",
     "data_memory",
