@@ -156,9 +156,7 @@ class RestClient:
                 return error.code in RETRY_STATUSES, ServingError(
                     message, status=error.code
                 )
-            if isinstance(
-                error, urllib.error.URLError | ConnectionError | TimeoutError
-            ):
+            if isinstance(error, UNREACHABLE):
                 return True, ServingError(
                     f"{url}: unreachable after {self.retries + 1} attempts "
                     f"({getattr(error, 'reason', error)})."

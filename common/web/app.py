@@ -38,44 +38,26 @@ def make_app(search=None, classify=None, max_upload_bytes=MAX_UPLOAD_BYTES):
         )
 
     async def search_text(request):
-        if search is None:
-            return _error(404, "This server has no search index (--index).")
+        backend = _present(search, "search index (--index)")
         query = request.query_params.get("q", "").strip()
         if not query:
-            return _error(400, "Type a query.")
+            raise Refused(400, "Type a query.")
+        depth = _int(request, "depth", None, 0, 10_000)
         return await _answer(
-            search.search,
-            query=query,
-            k=_int(request, "k", 5, 1, MAX_K),
-            rerank_depth=_int(request, "depth", None, 0, 10_000),
-            version=search.info()["version"],
+            backend.search, query=query, k=_k(request), rerank_depth=depth
         )
 
     async def search_image(request):
-        if search is None:
-            return _error(404, "This server has no search index (--index).")
+        backend = _present(search, "search index (--index)")
         body = await _body(request, max_upload_bytes)
-        if isinstance(body, Response):
-            return body
-        return await _answer(
-            search.search,
-            image_bytes=body,
-            k=_int(request, "k", 5, 1, MAX_K),
-            version=search.info()["version"],
-        )
+        return await _answer(backend.search, image_bytes=body, k=_k(request))
 
     async def classify_clip(request):
-        if classify is None:
-            return _error(404, "This server has no video model (--model).")
+        backend = _present(classify, "video model (--model)")
+        name = request.query_params.get("name", "")
         body = await _body(request, max_upload_bytes)
-        if isinstance(body, Response):
-            return body
         return await _answer(
-            classify.classify,
-            clip_bytes=body,
-            name=request.query_params.get("name", ""),
-            k=_int(request, "k", 5, 1, MAX_K),
-            version=classify.info()["version"],
+            backend.classify, clip_bytes=body, name=name, k=_k(request)
         )
 
     async def image(request):
@@ -95,18 +77,22 @@ def make_app(search=None, classify=None, max_upload_bytes=MAX_UPLOAD_BYTES):
     return Starlette(routes=routes)
 
 
-class BadParameter(ValueError):
-    pass
+class Refused(Exception):
+    """A request this server answers with `status` and a one-line message."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
 
 
 def _checked(handler):
-    """`handler`, answering a bad query parameter with a 400 and its message."""
+    """`handler`, answering a `Refused` request with its status and message."""
 
     async def checked(request):
         try:
             return await handler(request)
-        except BadParameter as error:
-            return _error(400, str(error))
+        except Refused as refusal:
+            return _error(refusal.status, str(refusal))
 
     return checked
 
@@ -119,36 +105,48 @@ def _int(request, name, default, low, high):
         value = int(text)
     except ValueError:
         message = f"`{name}` must be a whole number; received {text!r}."
-        raise BadParameter(message) from None
+        raise Refused(400, message) from None
     if not low <= value <= high:
-        raise BadParameter(
-            f"`{name}` must be between {low} and {high}; received {value}."
+        raise Refused(
+            400, f"`{name}` must be between {low} and {high}; received {value}."
         )
     return value
 
 
+def _k(request):
+    return _int(request, "k", 5, 1, MAX_K)
+
+
+def _present(backend, what):
+    if backend is None:
+        raise Refused(404, f"This server has no {what}.")
+    return backend
+
+
 async def _body(request, limit):
-    """The request body, or a 413 response past `limit` bytes (read no
-    further than that)."""
+    """The request body; refused (413) past `limit` bytes, read no further
+    than that."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
-        return _too_large(limit)
+        raise _too_large(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return _too_large(limit)
+            raise _too_large(limit)
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body:
-        return _error(400, "The upload is empty.")
+        raise Refused(400, "The upload is empty.")
     return body
 
 
-async def _answer(function, version, **arguments):
-    """`function(**arguments)` in a worker thread, as JSON with the model
-    version that answered; a refused input is a 400 with its message, any
-    other failure a 500 with one line (the details go to the server log)."""
+async def _answer(function, **arguments):
+    """`function(**arguments)` (a backend's method) in a worker thread, as
+    JSON with the model version that answered; a refused input is a 400 with
+    its message, any other failure a 500 with one line (the details go to
+    the server log)."""
+    version = function.__self__.info()["version"]
     try:
         result = await run_in_threadpool(function, **arguments)
     except Exception as error:  # noqa: BLE001 - every failure becomes a message
@@ -196,4 +194,4 @@ def _error(status, message):
 
 def _too_large(limit):
     size = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit:,} bytes"
-    return _error(413, f"The upload is larger than {size}.")
+    return Refused(413, f"The upload is larger than {size}.")

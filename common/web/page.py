@@ -101,14 +101,18 @@ function showResults(answer) {
   for (const result of answer.results) {
     const card = element("div", undefined, "card");
     card.dataset.id = result.id;
-    const link = element("a");
-    link.href = result.image;
-    link.target = "_blank";
-    const image = element("img");
-    image.src = result.image;
-    image.alt = result.id;
-    link.append(image);
-    card.append(link);
+    if (result.image) {
+      const link = element("a");
+      link.href = result.image;
+      link.target = "_blank";
+      const image = element("img");
+      image.src = result.image;
+      image.alt = result.id;
+      link.append(image);
+      card.append(link);
+    } else {
+      card.append(element("div", "(not in the local gallery folder)", "note"));
+    }
     const score = "score " + result.score.toFixed(3);
     card.append(element("div", "#" + result.rank + "  " + score, "rank"));
     card.append(element("div", result.id, "id"));
@@ -192,7 +196,7 @@ $("classify-form").addEventListener("submit", async (event) => {
       " (" + info.search.size + " images)");
     else $("search-section").hidden = true;
     if (info.classify) parts.push("video model version " + info.classify.version +
-      " (" + info.classify.classes + " classes)");
+      (info.classify.classes ? " (" + info.classify.classes + " classes)" : ""));
     else $("classify-section").hidden = true;
     $("versions").textContent = parts.join("; ");
   } catch (error) {

@@ -6,16 +6,12 @@ chromium-driver`) and `selenium`; without them these tests skip, except
 under CI (`CI` set), where they fail.
 """
 
-import glob
 import os
 import shutil
 import unittest
 
-from common.testing import TestCase
 from common.web import make_app
-from common.web.backends import ClassifyBackend, SearchBackend
-from tests.common.web.helpers import serving
-from tests.exported_models import exported
+from tests.common.web.helpers import ExportedBackendsTest, serving
 
 INSTALL = "apt-get install -y chromium chromium-driver; pip install selenium"
 
@@ -41,14 +37,7 @@ def browser_or_skip(test):
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
 
 
-class BrowserTest(TestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.e = exported()
-        cls.search = SearchBackend(cls.e.index)
-        cls.classify = ClassifyBackend(cls.e.video)
-
+class BrowserTest(ExportedBackendsTest):
     def setUp(self):
         super().setUp()
         self.driver = browser_or_skip(self)
@@ -122,8 +111,7 @@ class BrowserTest(TestCase):
     def test_classify_an_uploaded_clip(self):
         from video_understanding.predict import predict
 
-        clip = sorted(glob.glob(os.path.join(self.e.video_run, "**", "*.mp4"),
-                                recursive=True))[0]  # fmt: skip
+        clip = self.clips[0]
         with serving(make_app(self.search, self.classify)) as base:
             d = self.driver
             d.get(base + "/")

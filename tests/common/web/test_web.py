@@ -2,18 +2,20 @@
 answers equal the exports' own, images are served by number only, uploads
 are bounded, refusals are messages."""
 
-import glob
 import os
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from common.testing import TestCase
 from common.web import make_app
-from common.web.backends import ClassifyBackend, SearchBackend
-from tests.common.web.helpers import get_json, post_json, request, serving
-from tests.exported_models import exported
+from tests.common.web.helpers import (
+    ExportedBackendsTest,
+    get_json,
+    post_json,
+    request,
+    serving,
+)
 
 QUERIES = (
     "a large red circle at the top left",
@@ -22,16 +24,7 @@ QUERIES = (
 )
 
 
-class WebPageTest(TestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.e = exported()
-        cls.search = SearchBackend(cls.e.index)
-        cls.classify = ClassifyBackend(cls.e.video)
-        cls.clips = sorted(glob.glob(os.path.join(cls.e.video_run, "**", "*.mp4"),
-                                     recursive=True))  # fmt: skip
-
+class WebPageTest(ExportedBackendsTest):
     def serve(self, max_upload_bytes=2**22):
         return serving(make_app(self.search, self.classify, max_upload_bytes))
 
