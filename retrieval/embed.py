@@ -2,6 +2,7 @@
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from common.metrics import retrieval_metrics
 from retrieval.grounding import attention_maps, pointing_game
@@ -19,27 +20,42 @@ def _compiled(model, name):
     return cache[name]
 
 
-def embed_images(model, image_paths, image_size, batch_size, keep_regions=False):
+def _progress(total, what, shown):
+    """A tqdm bar of `total` items when `shown` and stderr is a terminal."""
+    return tqdm(
+        total=total, desc=what, unit=what.split()[-1], disable=None if shown else True
+    )
+
+
+def embed_images(
+    model, image_paths, image_size, batch_size, keep_regions=False, progress=False
+):
     embeddings, regions = [], []
     encode = _compiled(model, "encode_images")
+    bar = _progress(len(image_paths), "Embedding images", progress)
     for images in image_dataset(image_paths, image_size, batch_size):
         out = encode(images)
+        bar.update(int(images.shape[0]))
         embeddings.append(out["embeddings"].numpy())
         if keep_regions:
             regions.append(out["regions"].numpy())
+    bar.close()
     embeddings = np.concatenate(embeddings)
     return (embeddings, np.concatenate(regions)) if keep_regions else embeddings
 
 
-def embed_texts(model, texts, batch_size, keep_tokens=False):
+def embed_texts(model, texts, batch_size, keep_tokens=False, progress=False):
     embeddings, tokens, masks = [], [], []
     encode = _compiled(model, "encode_texts")
+    bar = _progress(len(texts), "Embedding captions", progress)
     for start in range(0, len(texts), batch_size):
         out = encode(tf.constant(texts[start : start + batch_size]))
+        bar.update(len(texts[start : start + batch_size]))
         embeddings.append(out["embeddings"].numpy())
         if keep_tokens:
             tokens.append(out["tokens"].numpy())
             masks.append(out["mask"].numpy())
+    bar.close()
     embeddings = np.concatenate(embeddings)
     if keep_tokens:
         return embeddings, np.concatenate(tokens), np.concatenate(masks)
@@ -117,10 +133,10 @@ def _reranked_metrics(by_text, by_image, text_to_image, top_k, weight):
     return metrics
 
 
-def _embed_all(model, image_paths, captions, image_size, batch_size, keep):
+def _embed_all(model, image_paths, captions, image_size, batch_size, keep, progress):
     texts, text_to_image = flatten_captions(captions)
-    image_out = embed_images(model, image_paths, image_size, batch_size, keep)
-    text_out = embed_texts(model, texts, batch_size, keep)
+    image_out = embed_images(model, image_paths, image_size, batch_size, keep, progress)
+    text_out = embed_texts(model, texts, batch_size, keep, progress)
     return texts, text_to_image, image_out, text_out
 
 
@@ -133,8 +149,10 @@ def evaluate_embeddings(
     rerank_top_k=0,
     rerank_weights=(1.0,),
     boxes=None,
+    progress=False,
 ):
-    """Recall@K of the dual encoder, and of cross-attention re-ranking.
+    """Recall@K of the dual encoder, and of cross-attention re-ranking
+    (with `progress`, bars of the embedding on a terminal).
 
     With `boxes` (one `[x0, y0, x1, y1]` or `None` per image), also the
     pointing game of the matching head's attention over the captions of the
@@ -148,7 +166,7 @@ def evaluate_embeddings(
     has_boxes = boxes is not None and any(b is not None for b in boxes)
     keep = rerank_top_k > 0 or has_boxes
     texts, text_to_image, image_out, text_out = _embed_all(
-        model, image_paths, captions, image_size, batch_size, keep
+        model, image_paths, captions, image_size, batch_size, keep, progress
     )
     if keep:
         (image_embeddings, regions), (text_embeddings, tokens, masks) = (

@@ -34,7 +34,9 @@ def format_table(metrics):
     return "\n".join(lines)
 
 
-def _metrics(model, config, images, captions, top_k, weights, boxes=None):
+def _metrics(
+    model, config, images, captions, top_k, weights, boxes=None, progress=False
+):
     """`evaluate_embeddings` at the run's image size and batch size."""
     return evaluate_embeddings(
         model,
@@ -45,6 +47,7 @@ def _metrics(model, config, images, captions, top_k, weights, boxes=None):
         rerank_top_k=top_k,
         rerank_weights=weights,
         boxes=boxes,
+        progress=progress,
     )
 
 
@@ -104,7 +107,9 @@ def evaluate(run_dir, data_path=None, split=None, rerank_top_k=None, verbose=Tru
     if boxes_file is not None:
         names = images.ids if isinstance(images, PreparedImages) else images
         boxes = boxes_for(names, read_boxes(boxes_file), folders)
-    metrics = _metrics(model, config, images, captions, top_k, (weight,), boxes)
+    metrics = _metrics(
+        model, config, images, captions, top_k, (weight,), boxes, progress=verbose
+    )
     metrics["split"] = split
     metrics["data"] = os.path.abspath(data_path or config.data.path)
     write_json_atomically(run.metrics, metrics)

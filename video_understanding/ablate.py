@@ -3,6 +3,8 @@
 import os
 import time
 
+from tqdm import tqdm
+
 from common.data.files import write_json_atomically
 from common.training.config import apply_overrides
 from video_understanding.config import FUSIONS, get_config
@@ -56,7 +58,10 @@ def ablate(preset, output, data_path=None, overrides=(), verbose=0):
     """
     os.makedirs(output, exist_ok=True)
     rows, prepared = [], data_path
-    for name, fusion, modalities, extra in VARIANTS:
+    # a bar of the variants on a terminal (tqdm's `disable=None`)
+    for name, fusion, modalities, extra in tqdm(
+        VARIANTS, desc="Ablation", unit="run", disable=None
+    ):
         config = get_config(preset, list(overrides))
         apply_overrides(
             config,

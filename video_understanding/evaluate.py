@@ -4,6 +4,7 @@ and F1, per-class F1 and a confusion matrix (mAP for multi-label data)."""
 import os
 
 import numpy as np
+from tqdm import tqdm
 
 from common.data.files import write_json_atomically
 from common.metrics import classification_report, plot_confusion_matrix
@@ -72,7 +73,15 @@ def evaluate(run_dir, data_path=None, split=None, verbose=True):
         shuffle=False,
     )
     probabilities, targets = [], []
-    for inputs, labels in dataset:
+    count = int(dataset.cardinality())
+    batches = tqdm(
+        dataset,
+        total=count if count >= 0 else None,
+        desc=f"Evaluating {split}",
+        unit="batch",
+        disable=None if verbose else True,  # None: shown on a terminal only
+    )
+    for inputs, labels in batches:
         probabilities.append(model(inputs, training=False).numpy())
         targets.append(labels.numpy())
     if not probabilities:
