@@ -19,25 +19,17 @@ from common.serving import GrpcClient, RestClient, ServingError
 from common.serving.__main__ import main as serving_main
 from common.serving.rest import predict_body
 from common.testing import TestCase
+from tests.common.serving.helpers import JsonHandler
 
 
-class FakeServing(http.server.BaseHTTPRequestHandler):
+class FakeServing(JsonHandler):
     """Records requests; replies from the class-level `replies` queue."""
 
     requests = []
     replies = []
 
-    def log_message(self, *args):
-        pass
-
     def _reply(self):
-        status, payload = self.replies.pop(0) if self.replies else (200, {})
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(*(self.replies.pop(0) if self.replies else (200, {})))
 
     def do_POST(self):
         length = int(self.headers["Content-Length"])

@@ -20,6 +20,7 @@ from common.web.backends import (
     RemoteSearchBackend,
     _decoding_from_shapes,
 )
+from tests.common.serving.helpers import JsonHandler
 from tests.common.web.helpers import ExportedBackendsTest, get_json, request, serving
 
 
@@ -29,17 +30,8 @@ def fake_serving(models):
     (name -> SavedModel version folder) as TF Serving does."""
     loaded = {name: tf.saved_model.load(path) for name, path in models.items()}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def reply(self, status, payload):
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    class Handler(JsonHandler):
+        reply = JsonHandler.send_json
 
         def do_GET(self):
             match = re.fullmatch(r"/v1/models/([\w-]+)/metadata", self.path)
