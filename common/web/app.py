@@ -30,10 +30,13 @@ def make_app(search=None, classify=None, max_upload_bytes=MAX_UPLOAD_BYTES):
         return HTMLResponse(PAGE)
 
     async def info(request):
+        # in a worker thread: a TF Serving backend asks the server
         return JSONResponse(
             {
-                "search": search.info() if search else None,
-                "classify": classify.info() if classify else None,
+                "search": await run_in_threadpool(search.info) if search else None,
+                "classify": (
+                    await run_in_threadpool(classify.info) if classify else None
+                ),
             }
         )
 
@@ -146,9 +149,12 @@ async def _answer(function, **arguments):
     JSON with the model version that answered; a refused input is a 400 with
     its message, any other failure a 500 with one line (the details go to
     the server log)."""
-    version = function.__self__.info()["version"]
+
+    def call():
+        return function(**arguments), function.__self__.info()["version"]
+
     try:
-        result = await run_in_threadpool(function, **arguments)
+        result, version = await run_in_threadpool(call)
     except Exception as error:  # noqa: BLE001 - every failure becomes a message
         status, message = _describe(error)
         if status == 500:
@@ -163,6 +169,7 @@ def _describe(error):
     import tensorflow as tf
 
     from common.data.video import ClipDecodeError
+    from common.serving import ServingError
 
     if isinstance(error, ValueError | ClipDecodeError):
         return 400, str(error).strip().splitlines()[0] if str(
@@ -170,6 +177,10 @@ def _describe(error):
         ).strip() else "Bad input."
     if isinstance(error, tf.errors.InvalidArgumentError):
         return 400, _op_error_line(error)
+    if isinstance(error, ServingError):  # TF Serving refused or is away
+        status = error.status if error.status and error.status < 500 else 502
+        lines = str(error).strip().splitlines()
+        return status, lines[0] if lines else "TF Serving did not answer."
     return 500, f"The model failed ({type(error).__name__}); see the server log."
 
 

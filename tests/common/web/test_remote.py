@@ -21,7 +21,13 @@ from common.web.backends import (
     _decoding_from_shapes,
 )
 from tests.common.serving.helpers import JsonHandler
-from tests.common.web.helpers import ExportedBackendsTest, get_json, request, serving
+from tests.common.web.helpers import (
+    ExportedBackendsTest,
+    get_json,
+    post_json,
+    request,
+    serving,
+)
 
 
 @contextlib.contextmanager
@@ -143,6 +149,21 @@ class RemoteBackendsTest(ExportedBackendsTest):
         # the served shapes give back the window training used (fixed audio)
         for key in ("num_frames", "frame_size", "sample_rate", "clip_seconds"):
             self.assertEqual(shapes_only.decoding[key], decoding[key], key)
+
+    def test_serving_refusals_and_outages_are_messages(self):
+        with fake_serving(self.models()) as url:
+            remote = RemoteSearchBackend(url, ["retrieval_index"], self.e.images)
+            with serving(make_app(remote)) as base:
+                status, answer = post_json(base, "/api/search-image?k=2", b"no image")
+                self.assertEqual(status, 400, answer)
+                self.assertIn("HTTP 400", answer["error"])
+        # the stand-in has stopped: the page says TF Serving is unreachable
+        remote.clients[0].retries = 0
+        with serving(make_app(remote)) as base:
+            status, answer = get_json(base, "/api/search?q=a+dog&k=2")
+        self.assertEqual(status, 502, answer)
+        self.assertIn("unreachable", answer["error"])
+        self.assertNotIn("Traceback", answer["error"])
 
     def test_decoding_from_served_input_shapes(self):
         shapes = {"frames": [-1, 8, 112, 112, 3], "audio": [-1, 32000]}
