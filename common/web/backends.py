@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import tempfile
+import time
 
 import numpy as np
 
@@ -233,10 +234,21 @@ def _decoding_from_shapes(shapes, sample_rate=16000):
     }
 
 
+# How long a served model's version is trusted before TF Serving is asked
+# again: every answer names its version without a metadata call per query.
+VERSION_SECONDS = 10.0
+
+
 def _served_version(client):
-    """The version TF Serving answers with for `client`'s model."""
-    spec = client.metadata().get("model_spec", {})
-    return str(spec.get("version", "?"))
+    """The version TF Serving answers with for `client`'s model (asked at
+    most every `VERSION_SECONDS`)."""
+    now = time.monotonic()
+    cached = getattr(client, "_served_version", None)
+    if cached is None or now - cached[1] > VERSION_SECONDS:
+        spec = client.metadata().get("model_spec", {})
+        cached = (str(spec.get("version", "?")), now)
+        client._served_version = cached
+    return cached[0]
 
 
 def _text(value):

@@ -2,6 +2,7 @@
 Serving's REST API (`:predict`, `/metadata`) over the same exported
 SavedModels, so the page's answers through it must equal the local ones."""
 
+import collections
 import contextlib
 import http.server
 import json
@@ -29,6 +30,9 @@ from tests.common.web.helpers import (
     serving,
 )
 
+# requests the stand-in answered, by kind ("metadata", "predict")
+CALLS = collections.Counter()
+
 
 @contextlib.contextmanager
 def fake_serving(models):
@@ -40,6 +44,7 @@ def fake_serving(models):
         reply = JsonHandler.send_json
 
         def do_GET(self):
+            CALLS["metadata"] += 1
             match = re.fullmatch(r"/v1/models/([\w-]+)/metadata", self.path)
             if not match or match.group(1) not in loaded:
                 return self.reply(404, {"error": "no such model"})
@@ -58,6 +63,7 @@ def fake_serving(models):
             })  # fmt: skip
 
         def do_POST(self):
+            CALLS["predict"] += 1
             match = re.fullmatch(r"/v1/models/([\w-]+):predict", self.path)
             if not match or match.group(1) not in loaded:
                 return self.reply(404, {"error": "no such model"})
@@ -113,6 +119,12 @@ class RemoteBackendsTest(ExportedBackendsTest):
                 [r["id"] for r in by_image],
                 [r["id"] for r in self.search.search(image_bytes=data, k=3)],
             )
+            # the answering version is not asked for at every query
+            CALLS.clear()
+            for _ in range(5):
+                remote.search(query, k=2)
+                remote.info()
+            self.assertEqual(CALLS, {"predict": 5})
             # through the page: thumbnails come from the local gallery folder
             with serving(make_app(remote)) as base:
                 path = "/api/search?" + urllib.parse.urlencode({"q": query, "k": 3})
