@@ -9,6 +9,17 @@ from common.serving.checks import ensure_batch, ensure_same_batch
 from retrieval.gallery import REGION_DTYPE
 
 
+def model_fingerprint(model_dir):
+    """The fingerprint TensorFlow writes beside a SavedModel (graph and
+    weights), as a string; "" without one."""
+    if not model_dir:
+        return ""
+    try:
+        return tf.saved_model.experimental.read_fingerprint(model_dir).singleprint()
+    except (ValueError, OSError, tf.errors.OpError):
+        return ""
+
+
 class SearchIndex(tf.Module):
     """Gallery embeddings and ids beside the retrieval SavedModel that made them.
 
@@ -29,10 +40,20 @@ class SearchIndex(tf.Module):
         regions=None,
         rerank_weight=1.0,
         rerank_depth=0,
+        model_dir="",
     ):
         super().__init__()
         self.encoder = encoder
-        self.embeddings = tf.Variable(embeddings, trainable=False, name="embeddings")
+        if embeddings is not None:  # (an int8 IVF index stores codes instead)
+            self.embeddings = tf.Variable(
+                embeddings, trainable=False, name="embeddings"
+            )
+        # the retrieval SavedModel the embeddings came from: an update with
+        # another model is refused
+        self.model_path = tf.Variable(str(model_dir), trainable=False, name="model")
+        self.model_fingerprint = tf.Variable(
+            model_fingerprint(model_dir), trainable=False, name="model_fingerprint"
+        )
         self.ids = tf.Variable(ids, trainable=False, name="ids")
         self.gallery_root = tf.Variable(
             gallery_root, trainable=False, name="gallery_root"
@@ -52,7 +73,7 @@ class SearchIndex(tf.Module):
         )
 
     def _checked_k(self, queries, k):
-        size = tf.shape(self.embeddings)[0]
+        size = tf.shape(self.ids)[0]
         k = ensure_batch(k, "k", 1)
         k, queries = ensure_same_batch({"k": k, "queries": queries})
         # The checks must run before top_k, which would otherwise fail first
@@ -66,11 +87,17 @@ class SearchIndex(tf.Module):
         with tf.control_dependencies(checks):
             return tf.identity(queries), tf.reduce_max(k)
 
-    def _top_k(self, queries, k):
+    def _top_k(self, queries, k, nprobe=None):
         queries, k_max = self._checked_k(queries, k)
-        scores = self._scores(queries)
-        top = tf.math.top_k(scores, k=k_max)
-        return {"ids": tf.gather(self.ids, top.indices), "scores": top.values}
+        scores, positions = self._candidates(queries, k_max, nprobe)
+        return {"ids": tf.gather(self.ids, positions), "scores": scores}
+
+    def _candidates(self, queries, count, nprobe=None):
+        """`(scores, positions)`, `[B, count]` each: every query's `count`
+        best gallery rows, best first (`nprobe`: see the IVF index)."""
+        del nprobe  # an exact index scans everything
+        top = tf.math.top_k(self._scores(queries), k=count)
+        return top.values, top.indices
 
     # XLA-compiled: at batch 1 this product is bound by reading the gallery
     # from memory, and XLA's kernel reads it faster than TF's MatMul; at
@@ -81,7 +108,7 @@ class SearchIndex(tf.Module):
     def _scores(self, queries):
         return tf.matmul(queries, self.embeddings, transpose_b=True)
 
-    def _reranked(self, text, k, depth):
+    def _reranked(self, text, k, depth, nprobe=None):
         """Top-k of a text query, its first `depth` candidates (per query)
         ordered by the re-ranking score, the rest by cosine."""
         text = ensure_batch(text, "text", 1)
@@ -89,15 +116,16 @@ class SearchIndex(tf.Module):
         queries, k_max = self._checked_k(encoded["embeddings"], k)
         depth = ensure_batch(depth, "rerank_depth", 1)
         depth, queries = ensure_same_batch({"rerank_depth": depth, "text": queries})
-        size = tf.shape(self.embeddings)[0]
+        size = tf.shape(self.ids)[0]
         depth = tf.clip_by_value(depth, 0, size)
         d_max = tf.reduce_max(depth)
-        cosine = self._scores(queries)
-        top = tf.math.top_k(cosine, k=tf.maximum(k_max, d_max))
-        head, tail = top.values[:, :d_max], top.values[:, d_max:]
+        values, positions = self._candidates(
+            queries, tf.maximum(k_max, d_max), nprobe
+        )
+        head, tail = values[:, :d_max], values[:, d_max:]
 
         def with_match():
-            match = self._match(encoded, top.indices[:, :d_max], d_max)
+            match = self._match(encoded, positions[:, :d_max], d_max)
             return head + self.rerank_weight * match
 
         def without_match():
@@ -110,7 +138,7 @@ class SearchIndex(tf.Module):
         # Re-ranked candidates stay above the others (cosines are <= 1).
         order = tf.concat([tf.where(reranked, fused + 3.0, head), tail], axis=1)
         best = tf.math.top_k(order, k=k_max).indices
-        indices = tf.gather(top.indices, best, batch_dims=1)
+        indices = tf.gather(positions, best, batch_dims=1)
         return {
             "ids": tf.gather(self.ids, indices),
             "scores": tf.gather(scores, best, batch_dims=1),
@@ -192,11 +220,21 @@ class SearchIndex(tf.Module):
     @tf.function(input_signature=[])
     def gallery_info(self):
         region_shape = tf.shape(self.regions)[1:]
-        return {
+        return self._method_info() | {
+            "model": self.model_path,
+            "model_fingerprint": self.model_fingerprint,
             "size": tf.shape(self.ids)[0],
             "gallery_root": self.gallery_root,
             "rerank_depth": self.rerank_depth,
             "rerank_weight": self.rerank_weight,
             "region_bytes_per_image": tf.reduce_prod(region_shape)
             * (np.dtype(REGION_DTYPE).itemsize if self.has_regions else 0),
+        }
+
+    def _method_info(self):
+        return {
+            "method": tf.constant("exact"),
+            "codes": tf.constant("float32"),
+            "nlist": tf.constant(0),
+            "nprobe": tf.constant(0),
         }

@@ -1,0 +1,240 @@
+"""The approximate (inverted-file) gallery layout, built with NumPy and
+`faiss.Kmeans` and searched by `retrieval.ivf_index.IvfSearchIndex` with
+stock TensorFlow ops.
+
+An IVF layout groups the gallery's unit vectors by their nearest of `nlist`
+centroids (spherical k-means). Members are stored cluster after cluster
+(`offsets[c]:offsets[c + 1]` are cluster `c`'s rows), so a query gathers the
+rows of its `nprobe` nearest clusters in one op. Vectors are kept as float32
+or as int8 codes with a per-dimension scale and offset (a quarter of the
+bytes; scores are computed from the float query and the decoded codes).
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+# Below this many images `retrieval index` builds the exact index unless told
+# otherwise: a full scan of 100,000 x 512 float32 vectors takes about 10 ms on
+# 2 CPU cores (bench/search.py), and an approximate index only pays off above.
+EXACT_BELOW = 100_000
+# The centroids are trained again when an update has grown the gallery past
+# this factor of the size they were trained on.
+RETRAIN_GROWTH = 2.0
+CODES = ("float32", "int8")
+
+
+def default_nlist(size):
+    """About sqrt(size) clusters (at least 1, at most `size`): each then holds
+    about sqrt(size) vectors, balancing the coarse and the fine scan."""
+    return int(max(1, min(size, round(math.sqrt(size)))))
+
+
+def default_nprobe(nlist):
+    """The clusters a query scans by default: 1/16 of them, at least 8 (all of
+    them when there are fewer); bench/ann.py measures the recall it gives."""
+    return int(min(nlist, max(8, math.ceil(nlist / 16))))
+
+
+def train_centroids(vectors, nlist, seed=0, iterations=20):
+    """`[nlist, D]` unit centroids of `vectors` by spherical k-means (faiss;
+    at most 256 training points per centroid, sampled)."""
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss-cpu is a dependency
+        raise ImportError(
+            "An IVF index needs faiss to train its centroids: pip install faiss-cpu"
+        ) from None
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not 1 <= nlist <= len(vectors):
+        raise ValueError(
+            f"--nlist must be between 1 and the gallery size {len(vectors)}; "
+            f"received {nlist}."
+        )
+    kmeans = faiss.Kmeans(
+        vectors.shape[1],
+        int(nlist),
+        niter=iterations,
+        spherical=True,
+        seed=int(seed),
+        verbose=False,
+        min_points_per_centroid=1,  # (small galleries: no warning)
+    )
+    kmeans.train(vectors)
+    return np.asarray(kmeans.centroids, dtype=np.float32)
+
+
+def assign(vectors, centroids, chunk=65536):
+    """The nearest centroid (largest dot product) of each vector."""
+    out = np.empty(len(vectors), dtype=np.int64)
+    for start in range(0, len(vectors), chunk):
+        scores = vectors[start : start + chunk] @ centroids.T
+        out[start : start + chunk] = np.argmax(scores, axis=1)
+    return out
+
+
+@dataclasses.dataclass
+class Int8Quantizer:
+    """Per-dimension scalar quantization: `x ~ (code + 128) * scale + low`,
+    codes in [-128, 127]. The range is the fitted vectors' plus a margin of
+    `MARGIN` of it on each side, for vectors added later; values beyond it
+    are clipped."""
+
+    MARGIN = 0.1
+
+    low: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, vectors):
+        low, high = vectors.min(axis=0), vectors.max(axis=0)
+        margin = cls.MARGIN * (high - low)
+        low, high = (low - margin).astype(np.float32), high + margin
+        scale = np.maximum(high - low, 1e-12).astype(np.float32) / 255.0
+        return cls(low, scale)
+
+    def encode(self, vectors):
+        codes = np.rint((vectors - self.low) / self.scale) - 128.0
+        return np.clip(codes, -128, 127).astype(np.int8)
+
+    def decode(self, codes):
+        return (codes.astype(np.float32) + 128.0) * self.scale + self.low
+
+
+@dataclasses.dataclass
+class IvfLayout:
+    """An IVF gallery: `codes[i]` (float32 vectors or int8 codes) and `ids[i]`
+    stored cluster by cluster, `offsets` (`[nlist + 1]`) where each cluster's
+    rows start, `regions` (re-ranking features or None) in the same order, and
+    what an update needs: the centroids, the quantizer and the gallery size
+    the centroids were trained on."""
+
+    centroids: np.ndarray
+    offsets: np.ndarray
+    codes: np.ndarray
+    ids: np.ndarray
+    regions: np.ndarray | None = None
+    quantizer: Int8Quantizer | None = None
+    trained_size: int = 0
+
+    @property
+    def nlist(self):
+        return len(self.centroids)
+
+    @property
+    def size(self):
+        return len(self.ids)
+
+    @property
+    def code_type(self):
+        return "float32" if self.quantizer is None else "int8"
+
+    def vectors(self):
+        """The stored vectors as float32 (decoded from int8 codes)."""
+        if self.quantizer is None:
+            return self.codes
+        return self.quantizer.decode(self.codes)
+
+    def assignments(self):
+        """The cluster of each stored row."""
+        return np.repeat(np.arange(self.nlist), np.diff(self.offsets))
+
+
+def _laid_out(centroids, clusters, codes, ids, regions, quantizer, trained_size):
+    """An `IvfLayout` of rows sorted by cluster (stable: a cluster keeps its
+    rows' order)."""
+    order = np.argsort(clusters, kind="stable")
+    counts = np.bincount(clusters, minlength=len(centroids))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return IvfLayout(
+        centroids=centroids,
+        offsets=offsets,
+        codes=codes[order],
+        ids=np.asarray(ids)[order],
+        regions=None if regions is None else regions[order],
+        quantizer=quantizer,
+        trained_size=trained_size,
+    )
+
+
+def _coded(vectors, code_type, quantizer=None):
+    if code_type not in CODES:
+        raise ValueError(f"--codes must be one of {', '.join(CODES)}; got {code_type!r}.")
+    if code_type == "float32":
+        return np.ascontiguousarray(vectors, dtype=np.float32), None
+    quantizer = quantizer or Int8Quantizer.fit(vectors)
+    return quantizer.encode(vectors), quantizer
+
+
+def build_layout(vectors, ids, nlist=None, codes="float32", regions=None, seed=0):
+    """An `IvfLayout` of `vectors` (unit rows) with `nlist` clusters (default
+    `default_nlist`)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    nlist = default_nlist(len(vectors)) if nlist is None else int(nlist)
+    centroids = train_centroids(vectors, nlist, seed)
+    coded, quantizer = _coded(vectors, codes)
+    return _laid_out(
+        centroids,
+        assign(vectors, centroids),
+        coded,
+        ids,
+        regions,
+        quantizer,
+        len(vectors),
+    )
+
+
+def update_layout(layout, vectors, ids, regions=None, remove=(), retrain=None, seed=0):
+    """`layout` with the rows of `remove` (ids) dropped and `vectors` / `ids`
+    added (an id already present is replaced by its new vector). The centroids
+    and quantizer are kept, unless `retrain` (default: when the gallery has
+    grown past `RETRAIN_GROWTH` x the size they were trained on), in which
+    case k-means runs again on all stored vectors. Returns `(layout,
+    retrained)`."""
+    ids = np.asarray(ids)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(
+        len(ids), layout.codes.shape[1]
+    )
+    if (regions is None) != (layout.regions is None):
+        raise ValueError(
+            "The update's region features do not match the index: it was built "
+            + ("with" if layout.regions is not None else "without")
+            + " re-ranking features."
+        )
+    dropped = set(map(str, remove)) | set(map(str, ids))
+    keep = np.array([str(i) not in dropped for i in layout.ids], dtype=bool)
+    clusters = layout.assignments()[keep]
+    old_codes, old_ids = layout.codes[keep], layout.ids[keep]
+    old_regions = None if layout.regions is None else layout.regions[keep]
+    size = int(keep.sum()) + len(ids)
+    if retrain is None:
+        retrain = size > RETRAIN_GROWTH * max(layout.trained_size, 1)
+    if retrain:
+        stored = layout.vectors()[keep]
+        return (
+            build_layout(
+                np.concatenate([stored, vectors]),
+                np.concatenate([old_ids, ids]),
+                nlist=min(layout.nlist, size),
+                codes=layout.code_type,
+                regions=None
+                if regions is None
+                else np.concatenate([old_regions, regions]),
+                seed=seed,
+            ),
+            True,
+        )
+    new_codes, _ = _coded(vectors, layout.code_type, layout.quantizer)
+    return (
+        _laid_out(
+            layout.centroids,
+            np.concatenate([clusters, assign(vectors, layout.centroids)]),
+            np.concatenate([old_codes, new_codes]),
+            np.concatenate([old_ids, ids]),
+            None if regions is None else np.concatenate([old_regions, regions]),
+            layout.quantizer,
+            layout.trained_size,
+        ),
+        False,
+    )
