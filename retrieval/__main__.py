@@ -69,10 +69,29 @@ def _add_index_commands(commands):
     )
     p.add_argument(
         "--images",
-        required=True,
-        help="gallery image folder, or a folder written by `prepare`",
+        help="gallery image folder, or a folder written by `prepare` "
+        "(to build a new index)",
     )
     p.add_argument("--output", default="saved_models/retrieval_index")
+    _add_method_arguments(p)
+    p.add_argument(
+        "--update",
+        metavar="INDEX",
+        help="write the next version of this index (one folder or a sharded "
+        "one) with --add and --remove applied, embedding only the added images",
+    )
+    p.add_argument("--add", metavar="IMAGES", help="with --update: images to add")
+    p.add_argument(
+        "--remove",
+        metavar="IDS.txt",
+        help="with --update: a file of image ids (one a line) to drop",
+    )
+    p.add_argument(
+        "--retrain",
+        action="store_true",
+        help="with --update of an IVF index: train the centroids again (done "
+        "anyway once the gallery has doubled since they were trained)",
+    )
     p.add_argument(
         "--pattern",
         default="*",
@@ -107,6 +126,37 @@ def _add_index_commands(commands):
     p.add_argument("--inputs", nargs="+", required=True, help="index folders")
     p.add_argument("--output", required=True)
     p.add_argument("--keep", type=int, help="keep only the newest N versions")
+    _add_method_arguments(p)
+
+
+def _add_method_arguments(p):
+    """How an index searches: exact or IVF, and the IVF settings."""
+    p.add_argument(
+        "--method",
+        choices=("auto", "exact", "ivf"),
+        default="auto",
+        help="exact: scan every image; ivf: an inverted-file index that scans "
+        "the images of the --nprobe clusters nearest the query; auto (default): "
+        "exact below 100,000 images, ivf from there (or with --codes int8)",
+    )
+    p.add_argument(
+        "--nlist",
+        type=int,
+        help="ivf: number of k-means clusters (default about sqrt(images))",
+    )
+    p.add_argument(
+        "--nprobe",
+        type=int,
+        help="ivf: clusters scanned per query unless the request says "
+        "(default nlist/16, at least 8)",
+    )
+    p.add_argument(
+        "--codes",
+        choices=("float32", "int8"),
+        default="float32",
+        help="ivf: store embeddings as float32 or as int8 codes (a quarter "
+        "of the memory; scores from the float query and the decoded codes)",
+    )
 
 
 def _add_search_commands(commands):
@@ -171,9 +221,29 @@ def run(args):
         from retrieval.export import export
 
         export(args.run, args.output, version=args.version, keep=args.keep)
+    elif args.command == "index" and args.update:
+        from retrieval.index_update import update_index
+
+        if args.images:
+            raise ValueError("--update takes the new images as --add, not --images.")
+        update_index(
+            args.model,
+            args.update,
+            add=args.add,
+            remove=args.remove,
+            retrain=True if args.retrain else None,
+            keep=args.keep,
+            pattern=args.pattern,
+            batch_size=args.batch_size,
+        )
     elif args.command == "index":
         from retrieval.index import build_index, parse_shard
 
+        if not args.images or args.add or args.remove or args.retrain:
+            raise ValueError(
+                "index: give --images to build an index, or --update INDEX "
+                "with --add / --remove to update one."
+            )
         build_index(
             args.model,
             args.images,
@@ -184,11 +254,18 @@ def run(args):
             shard=parse_shard(args.shard) if args.shard else None,
             max_shard_images=args.max_shard_images,
             rerank_depth=args.rerank_depth,
+            settings=_index_settings(args),
         )
     elif args.command == "merge-index":
         from retrieval.index import merge_indexes
 
-        merge_indexes(args.model, args.inputs, args.output, keep=args.keep)
+        merge_indexes(
+            args.model,
+            args.inputs,
+            args.output,
+            keep=args.keep,
+            settings=_index_settings(args),
+        )
     elif args.command == "search":
         _search(args)
     elif args.command == "explain":
@@ -196,6 +273,12 @@ def run(args):
 
         explain(args.run, args.image, args.text, args.output)
     return 0
+
+
+def _index_settings(args):
+    from retrieval.ann import IndexSettings
+
+    return IndexSettings(args.method, args.nlist, args.nprobe, args.codes)
 
 
 def _search(args):

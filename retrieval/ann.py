@@ -25,6 +25,51 @@ RETRAIN_GROWTH = 2.0
 CODES = ("float32", "int8")
 
 
+METHODS = ("auto", "exact", "ivf")
+
+
+@dataclasses.dataclass
+class IndexSettings:
+    """How `retrieval index` stores and searches a gallery: `method` exact,
+    ivf, or auto (exact below `EXACT_BELOW` images, or with float32 codes
+    asked for none; ivf above, or with int8 codes); for IVF, `nlist`
+    clusters (default about sqrt(size)), `nprobe` scanned per query by
+    default (`default_nprobe`), `codes` float32 or int8, and the k-means
+    `seed`."""
+
+    method: str = "auto"
+    nlist: int | None = None
+    nprobe: int | None = None
+    codes: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(
+                f"--method must be one of {', '.join(METHODS)}; got {self.method!r}."
+            )
+        if self.codes not in CODES:
+            raise ValueError(
+                f"--codes must be one of {', '.join(CODES)}; got {self.codes!r}."
+            )
+        if self.method == "exact" and self.codes != "float32":
+            raise ValueError(
+                "--codes int8 needs --method ivf (the exact index stores float32)."
+            )
+        for name in ("nlist", "nprobe"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be at least 1; received {value}.")
+
+    def method_for(self, size):
+        """ "exact" or "ivf" for a gallery of `size` images."""
+        if self.method != "auto":
+            return self.method
+        if self.codes == "int8" or size >= EXACT_BELOW:
+            return "ivf"
+        return "exact"
+
+
 def default_nlist(size):
     """About sqrt(size) clusters (at least 1, at most `size`): each then holds
     about sqrt(size) vectors, balancing the coarse and the fine scan."""
@@ -159,8 +204,6 @@ def _laid_out(centroids, clusters, codes, ids, regions, quantizer, trained_size)
 
 
 def _coded(vectors, code_type, quantizer=None):
-    if code_type not in CODES:
-        raise ValueError(f"--codes must be one of {', '.join(CODES)}; got {code_type!r}.")
     if code_type == "float32":
         return np.ascontiguousarray(vectors, dtype=np.float32), None
     quantizer = quantizer or Int8Quantizer.fit(vectors)

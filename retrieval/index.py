@@ -12,12 +12,14 @@ from common.data import SkipReport
 from common.export import export_versioned, resolve_version_dir
 from common.export.versioned import list_versions, next_version
 from common.serving.warmup import sample_jpeg, write_warmup_requests
+from retrieval.ann import IndexSettings, build_layout
 from retrieval.gallery import (
     REGION_DTYPE,
     EmbeddingSpool,
     embed_gallery,
     gallery_source,
 )
+from retrieval.ivf_index import IvfSearchIndex
 from retrieval.search_index import SearchIndex
 
 SHARD_FOLDER = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
@@ -70,39 +72,65 @@ def parse_shard(value):
     return index, count
 
 
-def export_index(
+def search_module(
     encoder,
     embeddings,
     ids,
     root,
-    output,
-    version=None,
-    keep=None,
     regions=None,
     rerank_weight=1.0,
     rerank_depth=0,
+    settings=None,
+    model_dir="",
+    layout=None,
 ):
-    """Writes a `SearchIndex` over `embeddings` / `ids` (and `regions`, to
-    re-rank) as the next version of `output` (atomically, with warmup
-    requests); returns its folder."""
-    index = SearchIndex(
-        encoder, embeddings, ids, root, regions, rerank_weight, rerank_depth
+    """The search module over a gallery: a `SearchIndex` (exact), or an
+    `IvfSearchIndex` when `settings` (`IndexSettings`) choose IVF for its
+    size; `layout` (an `IvfLayout`) gives the IVF gallery already built."""
+    settings = settings or IndexSettings()
+    rerank = {"rerank_weight": rerank_weight, "rerank_depth": rerank_depth}
+    if layout is None and settings.method_for(len(ids)) == "exact":
+        return SearchIndex(
+            encoder, embeddings, ids, root, regions, model_dir=model_dir, **rerank
+        )
+    if layout is None:
+        layout = build_layout(
+            embeddings, ids, settings.nlist, settings.codes, regions, settings.seed
+        )
+    nprobe = settings.nprobe
+    if nprobe is not None:
+        nprobe = min(nprobe, layout.nlist)
+    return IvfSearchIndex(
+        encoder, layout, root, nprobe=nprobe, model_dir=model_dir, **rerank
     )
-    signatures = index.signature_map()
+
+
+def _warmup_requests(index, size):
+    """Warmup request makers (batch size -> inputs) for each signature."""
     jpeg = sample_jpeg()
-    k = min(10, len(ids))
-    depth = min(int(rerank_depth), len(ids))
+    k = min(10, size)
+    text = lambda b: {"text": ["a photo"] * b, "k": [k] * b}  # noqa: E731
+    image = lambda b: {"image_bytes": [jpeg] * b, "k": [k] * b}  # noqa: E731
+    depth = min(int(index.rerank_depth.numpy()), size)
+    nprobe = (
+        int(index.default_nprobe.numpy()) if hasattr(index, "default_nprobe") else 0
+    )
     warmup = {
-        "search_by_text": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
-        "search_by_image": lambda b: {"image_bytes": [jpeg] * b, "k": [k] * b},
-        "serving_default": lambda b: {"text": ["a photo"] * b, "k": [k] * b},
-        "search_by_text_reranked": lambda b: {
-            "text": ["a photo"] * b,
-            "k": [k] * b,
-            "rerank_depth": [depth] * b,
-        },
+        "search_by_text": text,
+        "search_by_image": image,
+        "serving_default": text,
+        "search_by_text_reranked": lambda b: text(b) | {"rerank_depth": [depth] * b},
+        "search_by_text_nprobe": lambda b: text(b) | {"nprobe": [nprobe] * b},
+        "search_by_image_nprobe": lambda b: image(b) | {"nprobe": [nprobe] * b},
     }
-    warmup = {name: warmup[name] for name in signatures}
+    return {name: warmup[name] for name in index.signature_map()}
+
+
+def export_index(index, output, version=None, keep=None):
+    """Writes the search module `index` (`search_module`) as the next version
+    of `output` (atomically, with warmup requests); returns its folder."""
+    signatures = index.signature_map()
+    warmup = _warmup_requests(index, int(index.ids.shape[0]))
 
     def write(tmp):
         tf.saved_model.save(index, tmp, signatures=signatures)
@@ -133,31 +161,25 @@ def _rerank_settings(encoder, model_dir, rerank_depth):
     return {"rerank_weight": weight, "rerank_depth": rerank_depth}
 
 
-def _export_slices(encoder, spool, size, root, output, version, keep, rerank):
+def _export_slices(spool, size, output, version, keep, module):
     """One search SavedModel per `size` spooled images: `[version folder]`,
-    or one per shard folder `output/shard-NNNNN-of-MMMMM` (same version)."""
+    or one per shard folder `output/shard-NNNNN-of-MMMMM` (same version).
+    `module(embeddings, ids, regions)` makes each one's search module."""
     slices = spool.slices(size)  # streamed: one slice in memory at a time
     count = -(-spool.count // size)
     if count == 1:
         ((embeddings, ids, regions),) = slices
-        return [
-            export_index(
-                encoder, embeddings, ids, root, output, version, keep, regions, **rerank
-            )
-        ]
+        return [export_index(module(embeddings, ids, regions), output, version, keep)]
     folders = [os.path.join(output, shard_folder(i, count)) for i in range(count)]
     if version is None:
         version = max(next_version(f) for f in folders)
     paths = []
     for folder, (embeddings, ids, regions) in zip(folders, slices, strict=True):
-        paths.append(
-            export_index(
-                encoder, embeddings, ids, root, folder, version, keep, regions, **rerank
-            )
-        )
+        index = module(embeddings, ids, regions)
+        paths.append(export_index(index, folder, version, keep))
         # a SearchIndex and its traced functions form reference cycles:
         # collect each shard's before the next one is built
-        del embeddings, ids, regions
+        del embeddings, ids, regions, index
         gc.collect()
     return paths
 
@@ -194,6 +216,7 @@ def build_index(
     shard=None,
     max_shard_images=None,
     rerank_depth=None,
+    settings=None,
     verbose=True,
 ):
     """Embeds every image under `images` (whose name matches the glob
@@ -246,59 +269,67 @@ def build_index(
         if report.skipped and verbose:
             print("Skipped: " + report.summary())
         size = max_shard_images or report.kept
-        paths = _export_slices(
-            encoder, spool, size, root, output, version, keep, rerank
-        )
+
+        described = []
+
+        def module(embeddings, ids, regions):
+            index = search_module(
+                encoder, embeddings, ids, root, regions, **rerank,
+                settings=settings, model_dir=model_dir,
+            )  # fmt: skip
+            described.append(index.describe())
+            return index
+
+        paths = _export_slices(spool, size, output, version, keep, module)
     finally:
         spool.close()
     if verbose:
         print(_summary(report.kept, images, shard, model_dir, paths, output))
+        print(described[-1])
         if rerank["rerank_depth"]:
             print(_rerank_summary(rerank, spool.region_shape))
     return paths
 
 
-def merge_indexes(model, inputs, output, version=None, keep=None, verbose=True):
+def merge_indexes(
+    model, inputs, output, version=None, keep=None, settings=None, verbose=True
+):
     """One search SavedModel from several (e.g. the shards of `--shard i/N`)
-    made with the same retrieval model and gallery folder."""
+    made with the same retrieval model and gallery folder (`settings`: how
+    the merged one searches; IVF inputs are merged from their stored
+    vectors)."""
+    from retrieval.index_update import check_model, read_index
+
     if not inputs:
         raise ValueError("Give the indexes to merge.")
-    embeddings, ids, roots, regions, settings = [], [], set(), [], set()
-    for path in [v for i in inputs for v in index_versions(i)]:
-        loaded = tf.saved_model.load(path)
-        embeddings.append(loaded.embeddings.numpy())
-        ids.append(loaded.ids.numpy())
-        roots.add(loaded.gallery_root.numpy().decode("utf-8"))
-        info = loaded.gallery_info()
-        depth = int(info.get("rerank_depth", 0))
-        regions.append(loaded.regions.numpy() if depth else None)
-        settings.add((depth, float(info.get("rerank_weight", 1.0))))
+    model_dir = resolve_version_dir(model)
+    paths = [v for i in inputs for v in index_versions(i)]
+    stored = [read_index(path) for path in paths]
+    for path, s in zip(paths, stored, strict=True):
+        check_model(s, model_dir, path)
+    roots = {s.root for s in stored}
     if len(roots) != 1:
         raise ValueError(
             f"The indexes cover different gallery folders: {sorted(roots)}"
         )
-    ids = np.concatenate(ids)
+    ids = np.concatenate([s.ids for s in stored]).astype(str)
     if len(set(ids.tolist())) != len(ids):
         raise ValueError("The indexes share images: were they made with --shard i/N?")
-    if len(settings) != 1:
+    reranks = {(s.rerank_depth, s.rerank_weight) for s in stored}
+    if len(reranks) != 1:
         raise ValueError(
             "The indexes re-rank differently (depth, weight): "
-            f"{sorted(settings)}; build them with the same --rerank-depth."
+            f"{sorted(reranks)}; build them with the same --rerank-depth."
         )
-    depth, weight = settings.pop()
-    encoder = tf.saved_model.load(resolve_version_dir(model))
-    path = export_index(
-        encoder,
-        np.concatenate(embeddings),
-        ids,
-        roots.pop(),
-        output,
-        version,
-        keep,
-        np.concatenate(regions) if depth else None,
-        rerank_weight=weight,
-        rerank_depth=depth,
-    )
+    depth, weight = reranks.pop()
+    encoder = tf.saved_model.load(model_dir)
+    regions = np.concatenate([s.regions for s in stored]) if depth else None
+    index = search_module(
+        encoder, np.concatenate([s.vectors for s in stored]), ids, roots.pop(),
+        regions, weight, depth, settings, model_dir,
+    )  # fmt: skip
+    path = export_index(index, output, version, keep)
     if verbose:
         print(f"Merged {len(inputs)} indexes ({len(ids)} images) into {path}")
+        print(index.describe())
     return path

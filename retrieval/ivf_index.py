@@ -169,3 +169,14 @@ class IvfSearchIndex(SearchIndex):
             "nprobe": self.default_nprobe,
             "trained_size": self.trained_size,
         }
+
+    def describe(self):
+        codes = self.codes if self.quantized else self.embeddings
+        kind = "int8 codes" if self.quantized else "float32 embeddings"
+        per_image = int(codes.shape[1]) * codes.dtype.size
+        return (
+            f"IVF search over {int(self.ids.shape[0]):,} images: "
+            f"{int(self.centroids.shape[0])} clusters, {int(self.default_nprobe.numpy())} "
+            f"scanned per query by default (--nprobe), {kind}, "
+            f"{per_image:,} bytes per image."
+        )

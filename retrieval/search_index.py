@@ -54,6 +54,7 @@ class SearchIndex(tf.Module):
         self.model_fingerprint = tf.Variable(
             model_fingerprint(model_dir), trainable=False, name="model_fingerprint"
         )
+        ids = np.asarray(ids).astype(str)
         self.ids = tf.Variable(ids, trainable=False, name="ids")
         self.gallery_root = tf.Variable(
             gallery_root, trainable=False, name="gallery_root"
@@ -119,9 +120,7 @@ class SearchIndex(tf.Module):
         size = tf.shape(self.ids)[0]
         depth = tf.clip_by_value(depth, 0, size)
         d_max = tf.reduce_max(depth)
-        values, positions = self._candidates(
-            queries, tf.maximum(k_max, d_max), nprobe
-        )
+        values, positions = self._candidates(queries, tf.maximum(k_max, d_max), nprobe)
         head, tail = values[:, :d_max], values[:, d_max:]
 
         def with_match():
@@ -238,3 +237,11 @@ class SearchIndex(tf.Module):
             "nlist": tf.constant(0),
             "nprobe": tf.constant(0),
         }
+
+    def describe(self):
+        """One line: how this index searches and what it stores per image."""
+        dim = int(self.embeddings.shape[1])
+        return (
+            f"Exact search over {int(self.ids.shape[0]):,} images: float32 "
+            f"embeddings, {4 * dim:,} bytes per image."
+        )

@@ -229,9 +229,7 @@ class IvfLayoutTest(TestCase):
         gallery = clustered(5, 50)
         layout = build_layout(gallery, ids_of(50), nlist=5)
         more = clustered(6, 60)
-        updated, retrained = update_layout(
-            layout, more, [f"m{i}" for i in range(60)]
-        )
+        updated, retrained = update_layout(layout, more, [f"m{i}" for i in range(60)])
         self.assertTrue(retrained)
         self.assertEqual(updated.trained_size, 110)
         self.assertEqual(updated.size, 110)

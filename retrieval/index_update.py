@@ -1,0 +1,248 @@
+"""Updating a search index in place of rebuilding it: the next version is
+written from the previous version's stored vectors (or codes) and ids plus
+only the new images' embeddings; removed ids are dropped."""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from common.data import SkipReport
+from common.export import resolve_version_dir
+from common.export.versioned import next_version
+from retrieval.ann import EXACT_BELOW, Int8Quantizer, IvfLayout, update_layout
+from retrieval.gallery import EmbeddingSpool, embed_gallery, gallery_source
+from retrieval.search_index import model_fingerprint
+
+
+@dataclasses.dataclass
+class StoredIndex:
+    """What a search SavedModel holds, read back: ids (str), float32 vectors
+    (decoded from int8 codes), region features or None, the gallery root, the
+    re-rank depth and weight, the model it was built with, and the IVF layout
+    (None for an exact index)."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    regions: np.ndarray | None
+    root: str
+    rerank_depth: int
+    rerank_weight: float
+    model: str
+    fingerprint: str
+    layout: IvfLayout | None
+
+
+def read_index(path):
+    """The `StoredIndex` of the search SavedModel folder `path`."""
+    loaded = tf.saved_model.load(path)
+    info = {k: v.numpy() for k, v in loaded.gallery_info().items()}
+    text = lambda key: info[key].decode("utf-8") if key in info else ""  # noqa: E731
+    ids = np.array([i.decode("utf-8") for i in loaded.ids.numpy()], dtype=object)
+    depth = int(info.get("rerank_depth", 0))
+    regions = loaded.regions.numpy() if depth else None
+    layout = None
+    if text("method") == "ivf":
+        quantizer = None
+        if text("codes") == "int8":
+            quantizer = Int8Quantizer(
+                loaded.code_low.numpy(), loaded.code_scale.numpy()
+            )
+            codes = loaded.codes.numpy()
+        else:
+            codes = loaded.embeddings.numpy()
+        offsets = loaded.offsets.numpy().astype(np.int64)
+        layout = IvfLayout(
+            centroids=loaded.centroids.numpy(),
+            offsets=np.append(offsets, len(ids)),
+            codes=codes,
+            ids=ids,
+            regions=regions,
+            quantizer=quantizer,
+            trained_size=int(info["trained_size"]),
+        )
+        vectors = layout.vectors()
+    else:
+        vectors = loaded.embeddings.numpy()
+    return StoredIndex(
+        ids=ids,
+        vectors=vectors,
+        regions=regions,
+        root=text("gallery_root"),
+        rerank_depth=depth,
+        rerank_weight=float(info.get("rerank_weight", 1.0)),
+        model=text("model"),
+        fingerprint=text("model_fingerprint"),
+        layout=layout,
+    )
+
+
+def read_ids(path):
+    """Ids listed in the text file `path`, one a line (blank lines skipped)."""
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def check_model(stored, model_dir, where):
+    """Refuses `model_dir` when `stored` was built with another model."""
+    given = model_fingerprint(model_dir)
+    if stored.fingerprint and given and stored.fingerprint != given:
+        raise ValueError(
+            f"{where} was built with the retrieval model {stored.model!r}, and "
+            f"{model_dir!r} is another model (its fingerprint differs): its "
+            "embeddings would not compare with the index's. Update with that "
+            "model, or build a new index."
+        )
+
+
+def _gallery_ids(ids, added_root, index_root):
+    """The added images' ids as the index names its images: paths relative to
+    the index's gallery folder when the images are under it, else absolute."""
+    out = []
+    for image_id in ids:
+        path = os.path.realpath(os.path.join(added_root, image_id))
+        root = os.path.realpath(index_root)
+        inside = os.path.commonpath([path, root]) == root
+        out.append(os.path.relpath(path, root) if inside else path)
+    return out
+
+
+def _embed_added(encoder, images, pattern, batch_size, with_regions, folder, verbose):
+    """`(embeddings, ids, regions or None, report)` of the images to add."""
+    report = SkipReport(images)
+    root, total, batches = gallery_source(images, pattern, None, batch_size, report)
+    spool = EmbeddingSpool(folder)
+    try:
+        report.kept = embed_gallery(
+            encoder, batches, spool, verbose, total, with_regions=with_regions
+        )
+        if not report.kept:
+            raise ValueError(f"No usable image in {images!r}: {report.summary()}")
+        ((embeddings, ids, regions),) = spool.slices(spool.count)
+        embeddings = embeddings.copy()
+        regions = None if regions is None else regions.copy()
+    finally:
+        spool.close()
+    return embeddings, np.array(ids, dtype=object), regions, root, report
+
+
+def updated_gallery(stored, vectors, ids, regions, remove, retrain):
+    """`(vectors, ids, regions, layout or None, retrained)` of `stored` with
+    `remove` dropped and `vectors` / `ids` added (replacing equal ids)."""
+    if stored.layout is not None:
+        layout, retrained = update_layout(
+            stored.layout, vectors, ids, regions, remove, retrain
+        )
+        return layout.vectors(), layout.ids, layout.regions, layout, retrained
+    dropped = set(remove) | set(ids.tolist())
+    keep = np.array([i not in dropped for i in stored.ids.tolist()], dtype=bool)
+    out_regions = None
+    if stored.regions is not None:
+        out_regions = np.concatenate([stored.regions[keep], regions])
+    return (
+        np.concatenate([stored.vectors[keep], vectors]),
+        np.concatenate([stored.ids[keep], ids]),
+        out_regions,
+        None,
+        False,
+    )
+
+
+def _share(count, sizes):
+    """Which of the shards (current `sizes`) each of `count` new images goes
+    to: always the one holding the fewest."""
+    sizes = list(sizes)
+    out = []
+    for _ in range(count):
+        target = int(np.argmin(sizes))
+        out.append(target)
+        sizes[target] += 1
+    return np.array(out, dtype=np.int64)
+
+
+def update_index(
+    model,
+    index,
+    add=None,
+    remove=None,
+    retrain=None,
+    keep=None,
+    pattern="*",
+    batch_size=32,
+    verbose=True,
+):
+    """Writes the next version of the search index `index` (one folder, or a
+    sharded one, updated shard by shard with one new version each) with the
+    images under `add` embedded by `model` and added, and the ids listed in
+    the file `remove` dropped. Nothing already indexed is embedded again.
+
+    `model` must be the retrieval SavedModel the index was built with. An IVF
+    index keeps its centroids (new images join their nearest cluster) unless
+    `retrain`, or until the gallery has grown past `RETRAIN_GROWTH` x the
+    size the centroids were trained on. Returns the new version folders."""
+    from retrieval.index import export_index, index_versions, search_module
+
+    if add is None and remove is None:
+        raise ValueError("Give --add (images) or --remove (an id file), or both.")
+    model_dir = resolve_version_dir(model)
+    versions = index_versions(index)
+    stored = [read_index(path) for path in versions]
+    for path, s in zip(versions, stored, strict=True):
+        check_model(s, model_dir, path)
+    removed = set(read_ids(remove)) if remove else set()
+    encoder = tf.saved_model.load(model_dir)
+    dim = stored[0].vectors.shape[1]
+    vectors, ids, regions = np.zeros((0, dim), np.float32), np.array([], object), None
+    with_regions = stored[0].rerank_depth > 0
+    if add is not None:
+        vectors, ids, regions, root, report = _embed_added(
+            encoder, add, pattern, batch_size, with_regions, index, verbose
+        )
+        ids = np.array(_gallery_ids(ids, root, stored[0].root), dtype=object)
+        if report.skipped and verbose:
+            print("Skipped: " + report.summary())
+    elif with_regions:
+        regions = np.zeros((0,) + stored[0].regions.shape[1:], stored[0].regions.dtype)
+    present = {i for s in stored for i in s.ids.tolist()}
+    missing = removed - present
+    target = _share(len(ids), [len(s.ids) for s in stored])
+    version = max(next_version(os.path.dirname(p)) for p in versions)
+    paths, messages = [], []
+    for shard, (path, s) in enumerate(zip(versions, stored, strict=True)):
+        mine = target == shard
+        out_vectors, out_ids, out_regions, layout, retrained = updated_gallery(
+            s,
+            vectors[mine],
+            ids[mine],
+            None if regions is None else regions[mine],
+            removed,
+            retrain,
+        )
+        if not len(out_ids):
+            raise ValueError(f"The update would leave {path} without any image.")
+        settings = None
+        if layout is None:
+            from retrieval.ann import IndexSettings
+
+            settings = IndexSettings(method="exact")
+        module = search_module(
+            encoder, out_vectors, out_ids.astype(str), s.root, out_regions,
+            s.rerank_weight, s.rerank_depth, settings, model_dir, layout,
+        )  # fmt: skip
+        paths.append(export_index(module, os.path.dirname(path), version, keep))
+        if retrained:
+            messages.append(f"{path}: centroids trained again")
+    if verbose:
+        print(
+            f"Updated {index}: {len(ids)} images added, "
+            f"{len(removed) - len(missing)} removed, into {', '.join(paths)}"
+        )
+        for line in messages:
+            print(line)
+        if missing:
+            print(f"{len(missing)} ids to remove were not in the index.")
+        size = sum(len(s.ids) for s in stored)
+        if all(s.layout is None for s in stored) and size >= EXACT_BELOW:
+            print("The exact index is large: an IVF one (--method ivf) is faster.")
+    return paths
