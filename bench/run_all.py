@@ -26,6 +26,7 @@ BENCHMARKS = (
     "evaluation",
     "serving",
     "search",
+    "ann",
     "rerank_search",
     "web",
     "memory",

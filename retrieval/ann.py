@@ -210,12 +210,15 @@ def _coded(vectors, code_type, quantizer=None):
     return quantizer.encode(vectors), quantizer
 
 
-def build_layout(vectors, ids, nlist=None, codes="float32", regions=None, seed=0):
+def build_layout(
+    vectors, ids, nlist=None, codes="float32", regions=None, seed=0, centroids=None
+):
     """An `IvfLayout` of `vectors` (unit rows) with `nlist` clusters (default
-    `default_nlist`)."""
+    `default_nlist`), trained by k-means unless `centroids` are given."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     nlist = default_nlist(len(vectors)) if nlist is None else int(nlist)
-    centroids = train_centroids(vectors, nlist, seed)
+    if centroids is None:
+        centroids = train_centroids(vectors, nlist, seed)
     coded, quantizer = _coded(vectors, codes)
     return _laid_out(
         centroids,
@@ -281,3 +284,49 @@ def update_layout(layout, vectors, ids, regions=None, remove=(), retrain=None, s
         ),
         False,
     )
+
+
+@dataclasses.dataclass
+class Blocks:
+    """An `IvfLayout` in blocks of `rows` rows, each of one cluster: `codes`
+    `[NB, rows, D]` (zero padding), `rows` `[NB, rows]` positions in the
+    layout's order (-1: padding), and each cluster's first block `start` and
+    number of blocks `count`."""
+
+    codes: np.ndarray
+    rows: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+
+
+def blocked(layout, rows):
+    """The `Blocks` of `layout` (at least one block, so an empty gallery
+    still has a shape)."""
+    sizes = np.diff(layout.offsets)
+    count = -(-sizes // rows)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    total = max(int(count.sum()), 1)
+    dim = layout.codes.shape[1]
+    codes = np.zeros((total * rows, dim), layout.codes.dtype)
+    positions = np.full(total * rows, -1, np.int32)
+    for cluster in np.flatnonzero(sizes):
+        first = start[cluster] * rows
+        begin, end = layout.offsets[cluster], layout.offsets[cluster + 1]
+        codes[first : first + end - begin] = layout.codes[begin:end]
+        positions[first : first + end - begin] = np.arange(begin, end)
+    return Blocks(
+        codes.reshape(total, rows, dim),
+        positions.reshape(total, rows),
+        start.astype(np.int32),
+        count.astype(np.int32),
+    )
+
+
+def unblocked(codes, rows, sizes):
+    """The layout's `(codes, offsets)` back from `Blocks` codes and rows."""
+    flat_rows = rows.reshape(-1)
+    keep = flat_rows >= 0
+    ordered = np.empty((int(keep.sum()), codes.shape[2]), codes.dtype)
+    ordered[flat_rows[keep]] = codes.reshape(-1, codes.shape[2])[keep]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return ordered, offsets

@@ -11,7 +11,13 @@ import tensorflow as tf
 from common.data import SkipReport
 from common.export import resolve_version_dir
 from common.export.versioned import next_version
-from retrieval.ann import EXACT_BELOW, Int8Quantizer, IvfLayout, update_layout
+from retrieval.ann import (
+    EXACT_BELOW,
+    Int8Quantizer,
+    IvfLayout,
+    unblocked,
+    update_layout,
+)
 from retrieval.gallery import EmbeddingSpool, embed_gallery, gallery_source
 from retrieval.search_index import model_fingerprint
 
@@ -49,13 +55,14 @@ def read_index(path):
             quantizer = Int8Quantizer(
                 loaded.code_low.numpy(), loaded.code_scale.numpy()
             )
-            codes = loaded.codes.numpy()
-        else:
-            codes = loaded.embeddings.numpy()
-        offsets = loaded.offsets.numpy().astype(np.int64)
+        codes, offsets = unblocked(
+            loaded.block_codes.numpy(),
+            loaded.block_rows.numpy(),
+            loaded.cluster_sizes.numpy(),
+        )
         layout = IvfLayout(
             centroids=loaded.centroids.numpy(),
-            offsets=np.append(offsets, len(ids)),
+            offsets=offsets,
             codes=codes,
             ids=ids,
             regions=regions,

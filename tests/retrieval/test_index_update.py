@@ -4,12 +4,15 @@ a model other than the index's."""
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
 
 import retrieval.index_update as index_update
 from common.export import resolve_version_dir
+from common.serving.warmup import read_warmup_requests
 from common.testing import TestCase
 from retrieval.__main__ import main
 from retrieval.index import export_index, search_module
@@ -47,6 +50,24 @@ class IvfIndexCliTest(TestCase):
         found, found_scores = search_all(os.path.join(out, "1"), query, size, 4)
         self.assertEqual(found, expected)
         np.testing.assert_allclose(found_scores, scores, atol=1e-5)
+
+        # warmup requests cover the nprobe signatures, with the default nprobe
+        version = os.path.join(out, "1")
+        warmed = {name: inputs for name, inputs in read_warmup_requests(version)}
+        self.assertIn("search_by_text_nprobe", warmed)
+        self.assertIn("search_by_image_nprobe", warmed)
+        self.assertEqual(set(warmed["search_by_text_nprobe"]["nprobe"].tolist()), {4})
+        # and the stock command-line runner answers from it
+        cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+        run = subprocess.run(
+            [cli, "run", "--dir", version, "--tag_set", "serve", "--signature_def",
+             "search_by_text_nprobe", "--input_exprs",
+             f"text=[{query!r}];k=[3];nprobe=[4]"],
+            capture_output=True, text=True, check=False,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )  # fmt: skip
+        self.assertEqual(run.returncode, 0, run.stderr[-2000:])
+        self.assertIn(expected[0], run.stdout)
 
     def test_int8_codes_without_ivf_are_refused(self):
         e = exported()

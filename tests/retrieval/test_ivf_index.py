@@ -109,11 +109,15 @@ class IvfSearchTest(TestCase):
         self.assertEqual(default_nprobe(24), 8)
         expected, _ = numpy_top(self.queries, self.gallery, 10)
         found, _ = ask(loaded, self.queries, 10)
-        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, expected)])
+        recall = np.mean(
+            [len(set(a) & set(b)) / 10 for a, b in zip(found, expected, strict=True)]
+        )
         self.assertGreaterEqual(recall, 0.9)
         # one cluster misses some of them, all clusters none
         one, _ = ask(loaded, self.queries, 10, nprobe=1)
-        recall_one = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(one, expected)])
+        recall_one = np.mean(
+            [len(set(a) & set(b)) / 10 for a, b in zip(one, expected, strict=True)]
+        )
         self.assertLess(recall_one, recall)
 
     def test_probes_more_clusters_when_they_hold_fewer_than_k(self):
@@ -158,7 +162,7 @@ class IvfSearchTest(TestCase):
         self.assertEqual(int(info["size"]), 600)
         self.assertEqual(exact_loaded.gallery_info()["method"].numpy(), b"exact")
         # the int8 index holds codes, not float embeddings
-        self.assertEqual(ivf_loaded.codes.dtype, tf.int8)
+        self.assertEqual(ivf_loaded.block_codes.dtype, tf.int8)
         self.assertFalse(hasattr(ivf_loaded, "embeddings"))
 
     def test_loads_in_a_process_that_imports_only_tensorflow(self):
@@ -221,8 +225,8 @@ class IvfLayoutTest(TestCase):
         np.testing.assert_array_equal(nearest, updated.assignments()[rows])
         # old rows keep their cluster
         old = [i for i in layout.ids.tolist() if i in ids and i not in new_ids]
-        before = dict(zip(layout.ids.tolist(), layout.assignments()))
-        after = dict(zip(ids, updated.assignments()))
+        before = dict(zip(layout.ids.tolist(), layout.assignments(), strict=True))
+        after = dict(zip(ids, updated.assignments(), strict=True))
         self.assertEqual([before[i] for i in old], [after[i] for i in old])
 
     def test_growth_past_the_factor_retrains(self):

@@ -1,0 +1,322 @@
+"""Approximate search: the IVF index SavedModel (float32 and int8 codes)
+against exact search, NumPy brute force and `faiss.IndexIVFFlat`.
+
+A gallery of unit vectors with structure (64 topics, 4,096 clusters of uneven
+sizes around them, points spread around their cluster) and held-out queries
+from the same mixture. Ground truth: exact top-10 (`faiss.IndexFlatIP`). The
+SavedModels use an identity "encoder" (queries arrive as vectors through
+`embed_text`, as in bench/search.py), saved and loaded back as TF Serving
+would; faiss's IVF uses the same centroids, nlist and nprobe. Reports
+recall@10 and batch-1 median latency at the index's default nprobe, a
+recall-vs-latency curve over nprobe (PNG), size on disk and peak RSS of a
+serving process (int8 IVF vs float32 exact), and the time of an update that
+adds 1% new vectors against a full rebuild (k-means, assignment, writing).
+
+    python bench/ann.py [--quick] [--size 1000000] [--dim 256]
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench._common import bench_parser, result, write_report  # noqa: E402
+from bench.search import VectorEncoder  # noqa: E402
+from retrieval.ann import build_layout, default_nlist, update_layout  # noqa: E402
+from retrieval.index import export_index  # noqa: E402
+from retrieval.index_update import read_index  # noqa: E402
+from retrieval.ivf_index import IvfSearchIndex  # noqa: E402
+from retrieval.search_index import SearchIndex  # noqa: E402
+
+K = 10
+
+
+def unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+class Mixture:
+    """Topics -> clusters (Dirichlet sizes) -> points, in unit vectors."""
+
+    def __init__(self, dim, seed=0, topics=64, clusters=4096):
+        rng = self.rng = np.random.default_rng(seed)
+        middle = unit(rng.normal(size=(topics, dim)))
+        self.centres = unit(
+            middle[rng.integers(0, topics, clusters)]
+            + 1.2 * rng.normal(size=(clusters, dim)) / np.sqrt(dim)
+        )
+        self.weights = rng.dirichlet(np.full(clusters, 0.7))
+        self.dim = dim
+
+    def sample(self, n, chunk=100_000):
+        out = np.empty((n, self.dim), np.float32)
+        for start in range(0, n, chunk):
+            rows = min(chunk, n - start)
+            which = self.rng.choice(len(self.centres), rows, p=self.weights)
+            spread = self.rng.uniform(0.6, 1.2, (rows, 1)) / np.sqrt(self.dim)
+            noise = spread * self.rng.normal(size=(rows, self.dim))
+            out[start : start + rows] = unit(self.centres[which] + noise)
+        return out
+
+
+def exact_top(gallery, queries):
+    import faiss
+
+    flat = faiss.IndexFlatIP(gallery.shape[1])
+    flat.add(gallery)
+    return flat.search(queries, K)[1]
+
+
+def recall(found, truth):
+    return float(
+        np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)])
+    )
+
+
+def save(index, folder):
+    return export_index(index, folder)
+
+
+def timed_search(signature, queries, nprobe, rows_of):
+    """Batch-1 calls: (median seconds, found gallery rows)."""
+    times, found = [], []
+    k = tf.constant([K])
+    probe = tf.constant([nprobe])
+    for query in queries:
+        text = tf.constant([query.tobytes()])
+        start = time.perf_counter()
+        out = signature(text=text, k=k, nprobe=probe)
+        ids = out["ids"].numpy()
+        times.append(time.perf_counter() - start)
+        found.append([rows_of[i] for i in ids[0]])
+    return float(np.median(times[5:] if len(times) > 10 else times)), found
+
+
+def faiss_ivf(gallery, centroids):
+    import faiss
+
+    quantizer = faiss.IndexFlatIP(gallery.shape[1])
+    quantizer.add(centroids)
+    ivf = faiss.IndexIVFFlat(
+        quantizer, gallery.shape[1], len(centroids), faiss.METRIC_INNER_PRODUCT
+    )
+    ivf.is_trained = True
+    ivf.add(gallery)
+    return ivf
+
+
+def faiss_search(ivf, queries, nprobe):
+    ivf.nprobe = nprobe
+    times, found = [], []
+    for query in queries:
+        start = time.perf_counter()
+        found.append(ivf.search(query[None], K)[1][0])
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[5:] if len(times) > 10 else times)), found
+
+
+def numpy_search(gallery, queries):
+    times = []
+    for query in queries:
+        start = time.perf_counter()
+        scores = query[None] @ gallery.T
+        np.argpartition(-scores, K - 1, axis=1)[:, :K]
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def folder_bytes(path):
+    return sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(path)
+        for name in names
+    )
+
+
+SERVE = """
+import resource, sys, numpy as np, tensorflow as tf
+if sys.argv[1] != "-":
+    m = tf.saved_model.load(sys.argv[1])
+    search = m.signatures["search_by_text"]
+    q = np.random.default_rng(0).normal(size=(20, int(sys.argv[2])))
+    for row in q.astype(np.float32):
+        search(text=tf.constant([row.tobytes()]), k=tf.constant([10]))
+else:
+    tf.constant(1.0) + 1.0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def serving_rss(path, dim):
+    """Peak RSS (bytes) of a process that loads `path` and answers 20
+    queries ("-": TensorFlow alone)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE, path, str(dim)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return int(out.stdout.split()[-1]) * 1024
+
+
+def curve_png(path, curves, default_nprobe):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, points in curves.items():
+        ms = [1000 * t for _, t, _ in points]
+        ax.plot(ms, [r for _, _, r in points], marker="o", label=name)
+        for nprobe, t, r in points:
+            if nprobe == default_nprobe:
+                ax.annotate(f"nprobe {nprobe}", (1000 * t, r), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 latency (ms, median)")
+    ax.set_ylabel(f"recall@{K} vs exact")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title("IVF search: recall vs latency over nprobe")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build(gallery, ids, nlist, codes, folder, centroids=None):
+    """(seconds to lay out and write, the layout, the loaded signature)."""
+    start = time.perf_counter()
+    layout = build_layout(gallery, ids, nlist, codes, centroids=centroids)
+    index = IvfSearchIndex(VectorEncoder(gallery.shape[1]), layout, "/gallery")
+    path = save(index, folder)
+    seconds = time.perf_counter() - start
+    return seconds, layout, path
+
+
+def main(argv=None):
+    parser = bench_parser(__doc__, "ann", quick_help="100,000 vectors, fewer queries")
+    parser.add_argument("--size", type=int)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--queries", type=int)
+    args = parser.parse_args(argv)
+    size = args.size or (100_000 if args.quick else 1_000_000)
+    n_queries = args.queries or (200 if args.quick else 1000)
+    mixture = Mixture(args.dim)
+    gallery = mixture.sample(size)
+    queries = mixture.sample(n_queries)
+    truth = exact_top(gallery, queries)
+    ids = np.array([f"img{i:07d}" for i in range(size)])
+    nlist = default_nlist(size)
+    results, settings = [], {"gallery": size, "dim": args.dim, "queries": n_queries}
+    with tempfile.TemporaryDirectory() as folder:
+        build_s, layout, float_path = build(
+            gallery, ids, nlist, "float32", os.path.join(folder, "ivf_f32")
+        )
+        _, _, int8_path = build(
+            gallery, ids, nlist, "int8", os.path.join(folder, "ivf_int8"),
+            centroids=layout.centroids,
+        )  # fmt: skip
+        exact = SearchIndex(VectorEncoder(args.dim), gallery, ids, "/gallery")
+        exact_path = save(exact, os.path.join(folder, "exact"))
+        del exact
+        rows_of = {name.encode(): row for row, name in enumerate(ids)}
+        loaded = {
+            name: tf.saved_model.load(path)
+            for name, path in (("float32", float_path), ("int8", int8_path))
+        }
+        nprobe = int(loaded["float32"].gallery_info()["nprobe"])
+        settings |= {"nlist": nlist, "default_nprobe": nprobe}
+        ivf = faiss_ivf(gallery, layout.centroids)
+        curves = {"ours float32": [], "ours int8": [], "faiss IndexIVFFlat": []}
+        probes = sorted({p for p in (4, 8, 16, 32, 64, 128) if p <= nlist} | {nprobe})
+        at_default = {}
+        for p in probes:
+            subset = queries if p == nprobe else queries[:200]
+            for name in ("float32", "int8"):
+                signature = loaded[name].signatures["search_by_text_nprobe"]
+                seconds, found = timed_search(signature, subset, p, rows_of)
+                r = recall(found, truth[: len(subset)])
+                curves[f"ours {name}"].append((p, seconds, r))
+                if p == nprobe:
+                    at_default[name] = (seconds, r)
+            seconds, found = faiss_search(ivf, subset, p)
+            r = recall(found, truth[: len(subset)])
+            curves["faiss IndexIVFFlat"].append((p, seconds, r))
+            if p == nprobe:
+                at_default["faiss"] = (seconds, r)
+        numpy_s = numpy_search(gallery, queries[:30])
+        png = os.path.splitext(args.output)[0] + "_curve.png"
+        curve_png(png, curves, nprobe)
+        ours_s, ours_r = at_default["float32"]
+        int8_s, int8_r = at_default["int8"]
+        faiss_s, faiss_r = at_default["faiss"]
+        results += [
+            result("ivf_f32_recall_at_10", ours_r, "", 0.95),
+            result("ivf_int8_recall_at_10", int8_r, "", 0.95),
+            result("faiss_ivfflat_recall_at_10", faiss_r, ""),
+            result("ivf_f32_b1_ms", 1000 * ours_s, "ms"),
+            result("ivf_int8_b1_ms", 1000 * int8_s, "ms"),
+            result("faiss_ivfflat_b1_ms", 1000 * faiss_s, "ms"),
+            result("numpy_brute_force_b1_ms", 1000 * numpy_s, "ms"),
+            result("ivf_f32_latency_vs_numpy", ours_s / numpy_s, "x", 0.1, False),
+            result("ivf_f32_latency_vs_faiss", ours_s / faiss_s, "x", 1.5, False),
+            result("ivf_int8_latency_vs_faiss", int8_s / faiss_s, "x"),
+        ]
+        del loaded
+        exact_bytes = folder_bytes(exact_path)
+        int8_bytes = folder_bytes(int8_path)
+        base = serving_rss("-", args.dim)
+        exact_rss = serving_rss(exact_path, args.dim)
+        int8_rss = serving_rss(int8_path, args.dim)
+        results += [
+            result("exact_f32_disk_mb", exact_bytes / 2**20, "MiB"),
+            result("ivf_int8_disk_mb", int8_bytes / 2**20, "MiB"),
+            result("int8_disk_vs_exact", int8_bytes / exact_bytes, "x", 0.35, False),
+            result("tensorflow_alone_rss_mb", base / 2**20, "MiB"),
+            result("exact_f32_serving_rss_mb", exact_rss / 2**20, "MiB"),
+            result("ivf_int8_serving_rss_mb", int8_rss / 2**20, "MiB"),
+            result("int8_rss_vs_exact", int8_rss / exact_rss, "x", 0.35, False),
+            result(
+                "int8_rss_over_tensorflow_vs_exact",
+                (int8_rss - base) / (exact_rss - base),
+                "x",
+            ),
+        ]
+        # An update adding 1% new vectors, against the full rebuild above.
+        added = mixture.sample(max(1, size // 100))
+        added_ids = np.array([f"new{i:07d}" for i in range(len(added))])
+        start = time.perf_counter()
+        stored = read_index(float_path)
+        updated, retrained = update_layout(stored.layout, added, added_ids)
+        index = IvfSearchIndex(VectorEncoder(args.dim), updated, "/gallery")
+        updated_path = export_index(index, os.path.dirname(float_path))
+        update_s = time.perf_counter() - start
+        del index, stored
+        everything = np.concatenate([gallery, added])
+        names = np.concatenate([ids, added_ids])
+        truth2 = exact_top(everything, queries[:200])
+        rows2 = {name.encode(): row for row, name in enumerate(names)}
+        loaded2 = tf.saved_model.load(updated_path)
+        signature = loaded2.signatures["search_by_text_nprobe"]
+        _, found = timed_search(signature, queries[:200], nprobe, rows2)
+        results += [
+            result("full_build_s", build_s, "s"),
+            result("update_1pct_s", update_s, "s"),
+            result("update_vs_full_build", update_s / build_s, "x", 0.2, False),
+            result("updated_recall_at_10", recall(found, truth2), "", 0.95),
+        ]
+        settings["update_retrained"] = bool(retrained)
+    curve = {name: [list(p) for p in points] for name, points in curves.items()}
+    return write_report(args.output, results, settings, {"curve": curve, "png": png})
+
+
+if __name__ == "__main__":
+    main()
