@@ -1,7 +1,7 @@
 """Approximate search: the IVF index SavedModel (float32 and int8 codes)
 against exact search, NumPy brute force and `faiss.IndexIVFFlat`.
 
-A gallery of unit vectors with structure (64 topics, 4,096 clusters of uneven
+A gallery of unit vectors with structure (64 topics, 16,384 clusters of uneven
 sizes around them, points spread around their cluster) and held-out queries
 from the same mixture. Ground truth: exact top-10 (`faiss.IndexFlatIP`). The
 SavedModels use an identity "encoder" (queries arrive as vectors through
@@ -44,7 +44,7 @@ def unit(x):
 class Mixture:
     """Topics -> clusters (Dirichlet sizes) -> points, in unit vectors."""
 
-    def __init__(self, dim, seed=0, topics=64, clusters=4096):
+    def __init__(self, dim, seed=0, topics=64, clusters=16384):
         rng = self.rng = np.random.default_rng(seed)
         middle = unit(rng.normal(size=(topics, dim)))
         self.centres = unit(
@@ -59,7 +59,7 @@ class Mixture:
         for start in range(0, n, chunk):
             rows = min(chunk, n - start)
             which = self.rng.choice(len(self.centres), rows, p=self.weights)
-            spread = self.rng.uniform(0.6, 1.2, (rows, 1)) / np.sqrt(self.dim)
+            spread = self.rng.uniform(1.2, 2.2, (rows, 1)) / np.sqrt(self.dim)
             noise = spread * self.rng.normal(size=(rows, self.dim))
             out[start : start + rows] = unit(self.centres[which] + noise)
         return out
@@ -140,7 +140,7 @@ def folder_bytes(path):
 
 
 SERVE = """
-import resource, sys, numpy as np, tensorflow as tf
+import sys, numpy as np, tensorflow as tf
 if sys.argv[1] != "-":
     m = tf.saved_model.load(sys.argv[1])
     search = m.signatures["search_by_text"]
@@ -149,7 +149,10 @@ if sys.argv[1] != "-":
         search(text=tf.constant([row.tobytes()]), k=tf.constant([10]))
 else:
     tf.constant(1.0) + 1.0
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: this process's peak RSS (ru_maxrss would hold the parent's from
+# before the exec)
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+print(status.split()[0])
 """
 
 
@@ -187,6 +190,7 @@ def curve_png(path, curves, default_nprobe):
     ax.legend()
     ax.set_title("IVF search: recall vs latency over nprobe")
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -253,6 +257,8 @@ def main(argv=None):
             if p == nprobe:
                 at_default["faiss"] = (seconds, r)
         numpy_s = numpy_search(gallery, queries[:30])
+        for name, points in curves.items():
+            print(name, [(p, round(1000 * t, 2), round(r, 3)) for p, t, r in points])
         png = os.path.splitext(args.output)[0] + "_curve.png"
         curve_png(png, curves, nprobe)
         ours_s, ours_r = at_default["float32"]
