@@ -31,6 +31,7 @@ setup(
         "tensorflow==2.21.*",
         "keras==3.15.*",
         "av>=12,<20",
+        "faiss-cpu>=1.8",  # k-means of the IVF search index
         "numpy>=1.26,<3",
         "pillow>=10,<14",
         "tqdm>=4.66,<5",
@@ -58,7 +59,6 @@ setup(
         ],
         "bench": [
             "psutil>=5.9",
-            "faiss-cpu>=1.8",
             "imageio-ffmpeg>=0.5",
             "py-spy>=0.3",
         ],

@@ -241,7 +241,9 @@ def build_index(
     With `shard=(i, N)` only every N-th image from the i-th on (in sorted
     order) is indexed, so N processes can index one gallery in parallel;
     search the shards together (`retrieval.search.search` takes several
-    indexes) or merge them into one (`merge_indexes`). Returns the list of
+    indexes) or merge them into one (`merge_indexes`). `settings`
+    (`retrieval.ann.IndexSettings`) choose exact or IVF search (default:
+    exact below 100,000 images). Returns the list of
     new version folders (one, or one per shard of a sharded index). Ids are
     the image paths relative to the image folder.
     """
