@@ -30,9 +30,9 @@ from bench._common import bench_parser, result, write_report  # noqa: E402
 from bench.search import VectorEncoder  # noqa: E402
 from retrieval.ann import build_layout, default_nlist, update_layout  # noqa: E402
 from retrieval.index import export_index  # noqa: E402
-from retrieval.index_update import read_index  # noqa: E402
 from retrieval.ivf_index import IvfSearchIndex  # noqa: E402
 from retrieval.search_index import SearchIndex  # noqa: E402
+from retrieval.stored_index import read_index  # noqa: E402
 
 K = 10
 

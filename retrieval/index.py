@@ -21,6 +21,7 @@ from retrieval.gallery import (
 )
 from retrieval.ivf_index import IvfSearchIndex
 from retrieval.search_index import SearchIndex
+from retrieval.stored_index import check_model, read_index
 
 SHARD_FOLDER = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
 
@@ -300,8 +301,6 @@ def merge_indexes(
     made with the same retrieval model and gallery folder (`settings`: how
     the merged one searches; IVF inputs are merged from their stored
     vectors)."""
-    from retrieval.index_update import check_model, read_index
-
     if not inputs:
         raise ValueError("Give the indexes to merge.")
     model_dir = resolve_version_dir(model)

@@ -2,7 +2,6 @@
 written from the previous version's stored vectors (or codes) and ids plus
 only the new images' embeddings; removed ids are dropped."""
 
-import dataclasses
 import os
 
 import numpy as np
@@ -11,96 +10,16 @@ import tensorflow as tf
 from common.data import SkipReport
 from common.export import resolve_version_dir
 from common.export.versioned import next_version
-from retrieval.ann import (
-    EXACT_BELOW,
-    Int8Quantizer,
-    IvfLayout,
-    unblocked,
-    update_layout,
-)
+from retrieval.ann import EXACT_BELOW, IndexSettings, update_layout
 from retrieval.gallery import EmbeddingSpool, embed_gallery, gallery_source
-from retrieval.search_index import model_fingerprint
-
-
-@dataclasses.dataclass
-class StoredIndex:
-    """What a search SavedModel holds, read back: ids (str), float32 vectors
-    (decoded from int8 codes), region features or None, the gallery root, the
-    re-rank depth and weight, the model it was built with, and the IVF layout
-    (None for an exact index)."""
-
-    ids: np.ndarray
-    vectors: np.ndarray
-    regions: np.ndarray | None
-    root: str
-    rerank_depth: int
-    rerank_weight: float
-    model: str
-    fingerprint: str
-    layout: IvfLayout | None
-
-
-def read_index(path):
-    """The `StoredIndex` of the search SavedModel folder `path`."""
-    loaded = tf.saved_model.load(path)
-    info = {k: v.numpy() for k, v in loaded.gallery_info().items()}
-    text = lambda key: info[key].decode("utf-8") if key in info else ""  # noqa: E731
-    ids = np.array([i.decode("utf-8") for i in loaded.ids.numpy()], dtype=object)
-    depth = int(info.get("rerank_depth", 0))
-    regions = loaded.regions.numpy() if depth else None
-    layout = None
-    if text("method") == "ivf":
-        quantizer = None
-        if text("codes") == "int8":
-            quantizer = Int8Quantizer(
-                loaded.code_low.numpy(), loaded.code_scale.numpy()
-            )
-        codes, offsets = unblocked(
-            loaded.block_codes.numpy(),
-            loaded.block_rows.numpy(),
-            loaded.cluster_sizes.numpy(),
-        )
-        layout = IvfLayout(
-            centroids=loaded.centroids.numpy(),
-            offsets=offsets,
-            codes=codes,
-            ids=ids,
-            regions=regions,
-            quantizer=quantizer,
-            trained_size=int(info["trained_size"]),
-        )
-        vectors = layout.vectors()
-    else:
-        vectors = loaded.embeddings.numpy()
-    return StoredIndex(
-        ids=ids,
-        vectors=vectors,
-        regions=regions,
-        root=text("gallery_root"),
-        rerank_depth=depth,
-        rerank_weight=float(info.get("rerank_weight", 1.0)),
-        model=text("model"),
-        fingerprint=text("model_fingerprint"),
-        layout=layout,
-    )
+from retrieval.index import export_index, index_versions, search_module
+from retrieval.stored_index import check_model, read_index
 
 
 def read_ids(path):
     """Ids listed in the text file `path`, one a line (blank lines skipped)."""
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f if line.strip()]
-
-
-def check_model(stored, model_dir, where):
-    """Refuses `model_dir` when `stored` was built with another model."""
-    given = model_fingerprint(model_dir)
-    if stored.fingerprint and given and stored.fingerprint != given:
-        raise ValueError(
-            f"{where} was built with the retrieval model {stored.model!r}, and "
-            f"{model_dir!r} is another model (its fingerprint differs): its "
-            "embeddings would not compare with the index's. Update with that "
-            "model, or build a new index."
-        )
 
 
 def _gallery_ids(ids, added_root, index_root):
@@ -188,8 +107,6 @@ def update_index(
     index keeps its centroids (new images join their nearest cluster) unless
     `retrain`, or until the gallery has grown past `RETRAIN_GROWTH` x the
     size the centroids were trained on. Returns the new version folders."""
-    from retrieval.index import export_index, index_versions, search_module
-
     if add is None and remove is None:
         raise ValueError("Give --add (images) or --remove (an id file), or both.")
     model_dir = resolve_version_dir(model)
@@ -230,8 +147,6 @@ def update_index(
             raise ValueError(f"The update would leave {path} without any image.")
         settings = None
         if layout is None:
-            from retrieval.ann import IndexSettings
-
             settings = IndexSettings(method="exact")
         module = search_module(
             encoder, out_vectors, out_ids.astype(str), s.root, out_regions,
