@@ -350,6 +350,10 @@ def decode_clip(
         )
 
 
+# Reproducible encoding (see `write_clip`).
+X264_OPTIONS = {"x264-params": "mbtree=0"}
+
+
 def write_clip(
     path,
     frames,
@@ -367,12 +371,20 @@ def write_clip(
     `[channels, samples]` in [-1, 1]; `None` writes no audio track. H and W
     must be even for H.264's yuv420p. `faststart` puts an mp4's index before
     its media data (as files meant for streaming have it).
+
+    The same frames and sound give the same bytes in any process: x264's
+    macroblock-tree rate control is turned off, because its float arithmetic
+    gives different bitstreams run to run once TensorFlow is loaded in the
+    process (so generated datasets, and runs trained on them, would differ).
     """
     frames = np.asarray(frames, dtype=np.uint8)
     layout = {1: "mono", 2: "stereo"}[channels]
     options = {"movflags": "faststart"} if faststart else {}
+    codec_options = X264_OPTIONS if video_codec == "libx264" else {}
     with av.open(str(path), mode="w", options=options) as container:
-        video = container.add_stream(video_codec, rate=int(fps))
+        video = container.add_stream(
+            video_codec, rate=int(fps), options=dict(codec_options)
+        )
         video.width, video.height = frames.shape[2], frames.shape[1]
         video.pix_fmt = "yuv420p"
         stream = None
