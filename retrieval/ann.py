@@ -195,9 +195,9 @@ def _laid_out(centroids, clusters, codes, ids, regions, quantizer, trained_size)
     return IvfLayout(
         centroids=centroids,
         offsets=offsets,
-        codes=codes[order],
+        codes=np.take(codes, order, axis=0),
         ids=np.asarray(ids)[order],
-        regions=None if regions is None else regions[order],
+        regions=None if regions is None else np.take(regions, order, axis=0),
         quantizer=quantizer,
         trained_size=trained_size,
     )
@@ -249,10 +249,12 @@ def update_layout(layout, vectors, ids, regions=None, remove=(), retrain=None, s
             + " re-ranking features."
         )
     dropped = set(map(str, remove)) | set(map(str, ids))
-    keep = np.array([str(i) not in dropped for i in layout.ids], dtype=bool)
-    clusters = layout.assignments()[keep]
-    old_codes, old_ids = layout.codes[keep], layout.ids[keep]
-    old_regions = None if layout.regions is None else layout.regions[keep]
+    keep = np.array([i not in dropped for i in map(str, layout.ids)], dtype=bool)
+    clusters = layout.assignments()
+    old_codes, old_ids, old_regions = layout.codes, layout.ids, layout.regions
+    if not keep.all():  # (else no copy of the stored rows here)
+        clusters, old_codes, old_ids = clusters[keep], old_codes[keep], old_ids[keep]
+        old_regions = None if old_regions is None else old_regions[keep]
     size = int(keep.sum()) + len(ids)
     if retrain is None:
         retrain = size > RETRAIN_GROWTH * max(layout.trained_size, 1)
@@ -326,7 +328,11 @@ def unblocked(codes, rows, sizes):
     """The layout's `(codes, offsets)` back from `Blocks` codes and rows."""
     flat_rows = rows.reshape(-1)
     keep = flat_rows >= 0
-    ordered = np.empty((int(keep.sum()), codes.shape[2]), codes.dtype)
-    ordered[flat_rows[keep]] = codes.reshape(-1, codes.shape[2])[keep]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    flat = codes.reshape(-1, codes.shape[2])
+    kept = flat_rows[keep]
+    if np.array_equal(kept, np.arange(len(kept))):  # as `blocked` writes them
+        return flat[keep], offsets
+    ordered = np.empty((len(kept), codes.shape[2]), codes.dtype)
+    ordered[kept] = flat[keep]
     return ordered, offsets

@@ -55,12 +55,13 @@ def _embed_added(encoder, images, pattern, batch_size, with_regions, folder, ver
 
 def updated_gallery(stored, vectors, ids, regions, remove, retrain):
     """`(vectors, ids, regions, layout or None, retrained)` of `stored` with
-    `remove` dropped and `vectors` / `ids` added (replacing equal ids)."""
+    `remove` dropped and `vectors` / `ids` added (replacing equal ids); an
+    IVF index gives its `layout` (and None for `vectors`)."""
     if stored.layout is not None:
         layout, retrained = update_layout(
             stored.layout, vectors, ids, regions, remove, retrain
         )
-        return layout.vectors(), layout.ids, layout.regions, layout, retrained
+        return None, layout.ids, layout.regions, layout, retrained
     dropped = set(remove) | set(ids.tolist())
     keep = np.array([i not in dropped for i in stored.ids.tolist()], dtype=bool)
     out_regions = None
@@ -116,7 +117,7 @@ def update_index(
         check_model(s, model_dir, path)
     removed = set(read_ids(remove)) if remove else set()
     encoder = tf.saved_model.load(model_dir)
-    dim = stored[0].vectors.shape[1]
+    dim = stored[0].dim
     vectors, ids, regions = np.zeros((0, dim), np.float32), np.array([], object), None
     with_regions = stored[0].rerank_depth > 0
     if add is not None:
@@ -145,9 +146,10 @@ def update_index(
         )
         if not len(out_ids):
             raise ValueError(f"The update would leave {path} without any image.")
-        settings = None
         if layout is None:
             settings = IndexSettings(method="exact")
+        else:  # the default nprobe chosen at build is kept
+            settings = IndexSettings(method="ivf", nprobe=s.nprobe)
         module = search_module(
             encoder, out_vectors, out_ids.astype(str), s.root, out_regions,
             s.rerank_weight, s.rerank_depth, settings, model_dir, layout,

@@ -2,6 +2,7 @@
 codes), region features, settings and the model it was built with."""
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -14,11 +15,11 @@ from retrieval.search_index import model_fingerprint
 class StoredIndex:
     """What a search SavedModel holds, read back: ids (str), float32 vectors
     (decoded from int8 codes), region features or None, the gallery root, the
-    re-rank depth and weight, the model it was built with, and the IVF layout
-    (None for an exact index)."""
+    re-rank depth and weight, the model it was built with, the IVF layout
+    and default nprobe (None for an exact index)."""
 
     ids: np.ndarray
-    vectors: np.ndarray
+    stored_vectors: np.ndarray | None
     regions: np.ndarray | None
     root: str
     rerank_depth: int
@@ -26,50 +27,89 @@ class StoredIndex:
     model: str
     fingerprint: str
     layout: IvfLayout | None
+    nprobe: int | None = None
+
+    @property
+    def dim(self):
+        codes = self.stored_vectors if self.layout is None else self.layout.codes
+        return int(codes.shape[1])
+
+    @property
+    def vectors(self):
+        """float32 `[N, D]`: the exact index's embeddings, or the IVF layout's
+        rows (decoded from int8 codes), in `ids` order."""
+        if self.stored_vectors is None:
+            return self.layout.vectors()
+        return self.stored_vectors
+
+
+def _variables(path):
+    """`name -> numpy value` reader of the variables of the SavedModel folder
+    `path` (its checkpoint is read directly: no graph is loaded, and each
+    array is read once)."""
+    prefix = os.path.join(path, "variables", "variables")
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except (tf.errors.NotFoundError, ValueError) as error:
+        raise ValueError(f"{path!r} is not a search SavedModel: {error}") from None
+    names = set(reader.get_variable_to_shape_map())
+
+    def value(name, default=None):
+        key = f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
+        if key not in names:
+            if default is not None:
+                return default
+            raise ValueError(
+                f"{path!r} is not a search SavedModel written by `retrieval "
+                f"index`: it has no variable {name!r}."
+            )
+        return reader.get_tensor(key)
+
+    value.has = lambda name: f"{name}/.ATTRIBUTES/VARIABLE_VALUE" in names
+    return value
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def read_index(path):
     """The `StoredIndex` of the search SavedModel folder `path`."""
-    loaded = tf.saved_model.load(path)
-    info = {k: v.numpy() for k, v in loaded.gallery_info().items()}
-    text = lambda key: info[key].decode("utf-8") if key in info else ""  # noqa: E731
-    ids = np.array([i.decode("utf-8") for i in loaded.ids.numpy()], dtype=object)
-    depth = int(info.get("rerank_depth", 0))
-    regions = loaded.regions.numpy() if depth else None
+    value = _variables(path)
+    ids = np.array([i.decode("utf-8") for i in value("ids")], dtype=object)
+    depth = int(value("rerank_depth"))
+    regions = value("regions") if depth else None
     layout = None
-    if text("method") == "ivf":
+    if value.has("block_codes"):
         quantizer = None
-        if text("codes") == "int8":
-            quantizer = Int8Quantizer(
-                loaded.code_low.numpy(), loaded.code_scale.numpy()
-            )
+        if value.has("code_scale"):
+            quantizer = Int8Quantizer(value("code_low"), value("code_scale"))
         codes, offsets = unblocked(
-            loaded.block_codes.numpy(),
-            loaded.block_rows.numpy(),
-            loaded.cluster_sizes.numpy(),
+            value("block_codes"), value("block_rows"), value("cluster_sizes")
         )
         layout = IvfLayout(
-            centroids=loaded.centroids.numpy(),
+            centroids=value("centroids"),
             offsets=offsets,
             codes=codes,
             ids=ids,
             regions=regions,
             quantizer=quantizer,
-            trained_size=int(info["trained_size"]),
+            trained_size=int(value("trained_size")),
         )
-        vectors = layout.vectors()
+        vectors = None  # decoded on demand (`StoredIndex.vectors`)
     else:
-        vectors = loaded.embeddings.numpy()
+        vectors = value("embeddings")
     return StoredIndex(
         ids=ids,
-        vectors=vectors,
+        stored_vectors=vectors,
         regions=regions,
-        root=text("gallery_root"),
+        root=_text(value("gallery_root")),
         rerank_depth=depth,
-        rerank_weight=float(info.get("rerank_weight", 1.0)),
-        model=text("model"),
-        fingerprint=text("model_fingerprint"),
+        rerank_weight=float(value("rerank_weight")),
+        model=_text(value("model_path", b"")),
+        fingerprint=_text(value("model_fingerprint", b"")),
         layout=layout,
+        nprobe=int(value("default_nprobe")) if layout is not None else None,
     )
 
 

@@ -101,7 +101,8 @@ class IndexUpdateTest(TestCase):
         return new
 
     def test_update_adds_removes_and_embeds_only_the_new_images(self):
-        for method in (["--method", "ivf", "--nlist", "3", "--codes", "int8"], []):
+        ivf = ["--method", "ivf", "--nlist", "3", "--codes", "int8", "--nprobe", "2"]
+        for method in (ivf, []):
             with self.subTest(method=method):
                 shutil.rmtree(self.index, ignore_errors=True)
                 shutil.rmtree(os.path.join(self.root, "2026-12-02"), True)
@@ -136,6 +137,8 @@ class IndexUpdateTest(TestCase):
         info = loaded.gallery_info()
         size = len(self.base) - 3 + 5
         self.assertEqual(int(info["size"]), size)
+        if "--nprobe" in method:  # the default nprobe chosen at build is kept
+            self.assertEqual(int(info["nprobe"]), 2)
         ids, _ = search_all(os.path.join(self.index, "2"), "a blue square", size)
         self.assertEqual(len(set(ids)), size)
         for name in removed:

@@ -13,8 +13,10 @@ from bench.search import VectorEncoder
 from common.testing import TestCase
 from retrieval.ann import (
     Int8Quantizer,
+    blocked,
     build_layout,
     default_nprobe,
+    unblocked,
     update_layout,
 )
 from retrieval.ivf_index import IvfSearchIndex
@@ -237,3 +239,17 @@ class IvfLayoutTest(TestCase):
         self.assertTrue(retrained)
         self.assertEqual(updated.trained_size, 110)
         self.assertEqual(updated.size, 110)
+
+    def test_blocks_give_back_the_layout(self):
+        gallery = clustered(7, 150)
+        layout = build_layout(gallery, ids_of(150), nlist=6, codes="int8")
+        blocks = blocked(layout, 8)
+        sizes = np.diff(layout.offsets)
+        self.assertTrue(np.all(blocks.count == -(-sizes // 8)))
+        codes, offsets = unblocked(blocks.codes, blocks.rows, sizes)
+        np.testing.assert_array_equal(codes, layout.codes)
+        np.testing.assert_array_equal(offsets, layout.offsets)
+        # blocks stored in another order still give the rows back by position
+        order = np.random.default_rng(0).permutation(len(blocks.codes))
+        codes, _ = unblocked(blocks.codes[order], blocks.rows[order], sizes)
+        np.testing.assert_array_equal(codes, layout.codes)
