@@ -230,6 +230,14 @@ class IvfLayoutTest(TestCase):
         before = dict(zip(layout.ids.tolist(), layout.assignments(), strict=True))
         after = dict(zip(ids, updated.assignments(), strict=True))
         self.assertEqual([before[i] for i in old], [after[i] for i in old])
+        # every row holds its own image's vector
+        source = dict(zip(ids_of(200).tolist(), gallery, strict=True))
+        source |= dict(zip(new_ids.tolist(), added, strict=True))
+        expected = np.stack([source[i] for i in ids])
+        quantizer = layout.quantizer  # (kept: rows are coded as at build)
+        np.testing.assert_allclose(
+            updated.vectors(), quantizer.decode(quantizer.encode(expected)), atol=1e-6
+        )
 
     def test_growth_past_the_factor_retrains(self):
         gallery = clustered(5, 50)
