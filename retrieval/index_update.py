@@ -131,11 +131,14 @@ def update_index(
         regions = np.zeros((0,) + stored[0].regions.shape[1:], stored[0].regions.dtype)
     present = {i for s in stored for i in s.ids.tolist()}
     missing = removed - present
-    target = _share(len(ids), [len(s.ids) for s in stored])
+    sizes = [len(s.ids) for s in stored]
+    target = _share(len(ids), sizes)
+    all_exact = all(s.layout is None for s in stored)
     version = max(next_version(os.path.dirname(p)) for p in versions)
     paths, messages = [], []
-    for shard, (path, s) in enumerate(zip(versions, stored, strict=True)):
+    for shard, path in enumerate(versions):
         mine = target == shard
+        s = stored[shard]
         out_vectors, out_ids, out_regions, layout, retrained = updated_gallery(
             s,
             vectors[mine],
@@ -150,11 +153,15 @@ def update_index(
             settings = IndexSettings(method="exact")
         else:  # the default nprobe chosen at build is kept
             settings = IndexSettings(method="ivf", nprobe=s.nprobe)
+        root, rerank = s.root, (s.rerank_weight, s.rerank_depth)
+        stored[shard] = s = None  # the previous version's arrays can go now
         module = search_module(
-            encoder, out_vectors, out_ids.astype(str), s.root, out_regions,
-            s.rerank_weight, s.rerank_depth, settings, model_dir, layout,
+            encoder, out_vectors, out_ids.astype(str), root, out_regions,
+            *rerank, settings, model_dir, layout,
         )  # fmt: skip
+        del layout, out_vectors, out_regions
         paths.append(export_index(module, os.path.dirname(path), version, keep))
+        del module
         if retrained:
             messages.append(f"{path}: centroids trained again")
     if verbose:
@@ -166,7 +173,6 @@ def update_index(
             print(line)
         if missing:
             print(f"{len(missing)} ids to remove were not in the index.")
-        size = sum(len(s.ids) for s in stored)
-        if all(s.layout is None for s in stored) and size >= EXACT_BELOW:
+        if all_exact and sum(sizes) >= EXACT_BELOW:
             print("The exact index is large: an IVF one (--method ivf) is faster.")
     return paths

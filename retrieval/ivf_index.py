@@ -7,12 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from common.serving.checks import ensure_batch, ensure_same_batch
+from retrieval.ann import BLOCK_ROWS
 from retrieval.search_index import SearchIndex
-
-# Rows per block of the stored layout: a cluster takes whole blocks, so the
-# padding is under one block per cluster (about 1.6% of 1M images in 1,000
-# clusters).
-BLOCK_ROWS = 32
 
 
 def _bucket(size):

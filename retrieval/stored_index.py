@@ -7,7 +7,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from retrieval.ann import Int8Quantizer, IvfLayout, unblocked
+from retrieval.ann import Blocks, Int8Quantizer, IvfLayout, in_cluster_order, unblocked
 from retrieval.search_index import model_fingerprint
 
 
@@ -31,8 +31,9 @@ class StoredIndex:
 
     @property
     def dim(self):
-        codes = self.stored_vectors if self.layout is None else self.layout.codes
-        return int(codes.shape[1])
+        if self.layout is not None:
+            return self.layout.dim
+        return int(self.stored_vectors.shape[1])
 
     @property
     def vectors(self):
@@ -84,17 +85,26 @@ def read_index(path):
         quantizer = None
         if value.has("code_scale"):
             quantizer = Int8Quantizer(value("code_low"), value("code_scale"))
-        codes, offsets = unblocked(
-            value("block_codes"), value("block_rows"), value("cluster_sizes")
+        sizes = value("cluster_sizes")
+        blocks = Blocks(
+            value("block_codes"),
+            value("block_rows"),
+            value("block_start"),
+            value("block_count"),
         )
+        codes, offsets = None, np.concatenate([[0], np.cumsum(sizes)])
+        if not in_cluster_order(blocks, sizes):  # read the rows by position
+            codes, offsets = unblocked(blocks.codes, blocks.rows, sizes)
+            blocks = None
         layout = IvfLayout(
             centroids=value("centroids"),
-            offsets=offsets,
+            offsets=offsets.astype(np.int64),
             codes=codes,
             ids=ids,
             regions=regions,
             quantizer=quantizer,
             trained_size=int(value("trained_size")),
+            blocks=blocks,
         )
         vectors = None  # decoded on demand (`StoredIndex.vectors`)
     else:

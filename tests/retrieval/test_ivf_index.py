@@ -2,6 +2,7 @@
 recall on a clustered gallery, the int8 error bound, input checks and
 signatures; the layout's updates."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,10 +13,13 @@ import tensorflow as tf
 from bench.search import VectorEncoder
 from common.testing import TestCase
 from retrieval.ann import (
+    Blocks,
     Int8Quantizer,
+    IvfLayout,
     blocked,
     build_layout,
     default_nprobe,
+    in_cluster_order,
     unblocked,
     update_layout,
 )
@@ -257,7 +261,36 @@ class IvfLayoutTest(TestCase):
         codes, offsets = unblocked(blocks.codes, blocks.rows, sizes)
         np.testing.assert_array_equal(codes, layout.codes)
         np.testing.assert_array_equal(offsets, layout.offsets)
+        self.assertTrue(in_cluster_order(blocks, sizes))
         # blocks stored in another order still give the rows back by position
         order = np.random.default_rng(0).permutation(len(blocks.codes))
-        codes, _ = unblocked(blocks.codes[order], blocks.rows[order], sizes)
+        shuffled = Blocks(
+            blocks.codes[order], blocks.rows[order], blocks.start, blocks.count
+        )
+        self.assertFalse(in_cluster_order(shuffled, sizes))
+        codes, _ = unblocked(shuffled.codes, shuffled.rows, sizes)
         np.testing.assert_array_equal(codes, layout.codes)
+
+    def test_a_layout_read_as_blocks_updates_as_a_contiguous_one(self):
+        gallery = clustered(8, 240)
+        layout = build_layout(gallery, ids_of(240), nlist=7, codes="int8")
+        as_blocks = IvfLayout(
+            layout.centroids, layout.offsets, None, layout.ids,
+            quantizer=layout.quantizer, trained_size=layout.trained_size,
+            blocks=blocked(layout, 16),
+        )  # fmt: skip
+        np.testing.assert_array_equal(as_blocks.stored_codes(), layout.codes)
+        added, new_ids = clustered(9, 20), [f"new{i}" for i in range(20)]
+        remove = ["img00003", "img00100"]
+        one, _ = update_layout(layout, added, new_ids, remove=remove)
+        other, _ = update_layout(as_blocks, added, new_ids, remove=remove)
+        self.assertEqual(one.ids.tolist(), other.ids.tolist())
+        np.testing.assert_array_equal(one.offsets, other.offsets)
+        np.testing.assert_array_equal(one.stored_codes(), other.stored_codes())
+        # the update's blocks are the ones `blocked` lays out from its rows
+        rows = one.blocks.codes.shape[1]
+        fresh = blocked(dataclasses.replace(one, blocks=None), rows)
+        for name in ("codes", "rows", "start", "count"):
+            np.testing.assert_array_equal(
+                getattr(one.blocks, name), getattr(fresh, name)
+            )
