@@ -296,15 +296,15 @@ def build(gallery, ids, nlist, codes, folder, centroids=None):
     return seconds, layout, path
 
 
-def run_phase(name, folder, path):
+def run_phase(name, folder, path, codes="float32"):
     """In this process: times a full build (k-means, assignment, writing) of
-    `folder/gallery.npy` as version 9 beside `path`, or an update of `path`
-    adding `folder/added.npy`; prints the seconds."""
+    `folder/gallery.npy` with `codes` as version 9 beside `path`, or an
+    update of `path` adding `folder/added.npy`; prints the seconds."""
     if name == "build":
         gallery = np.load(os.path.join(folder, "gallery.npy"))
         ids = np.array([f"img{i:07d}" for i in range(len(gallery))])
         start = time.perf_counter()
-        layout = build_layout(gallery, ids, default_nlist(len(gallery)))
+        layout = build_layout(gallery, ids, default_nlist(len(gallery)), codes)
         index = IvfSearchIndex(VectorEncoder(gallery.shape[1]), layout, "/gallery")
         export_index(index, os.path.dirname(path), 9)
     else:
@@ -319,7 +319,7 @@ def run_phase(name, folder, path):
     print(f"seconds={time.perf_counter() - start}")
 
 
-def phase(name, folder, path):
+def phase(name, folder, path, codes="float32"):
     """`run_phase` in a fresh Python process; its seconds."""
     code = (
         "import sys; sys.path[:0] = [sys.argv[1]]; "
@@ -327,7 +327,7 @@ def phase(name, folder, path):
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run(
-        [sys.executable, "-c", code, root, name, folder, path],
+        [sys.executable, "-c", code, root, name, folder, path, codes],
         capture_output=True, text=True, check=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )  # fmt: skip
@@ -440,6 +440,8 @@ def main(argv=None):
         np.save(os.path.join(folder, "added.npy"), added)
         build_s = phase("build", folder, float_path)
         update_s = phase("update", folder, float_path)
+        build8_s = phase("build", folder, int8_path, "int8")
+        update8_s = phase("update", folder, int8_path, "int8")
         updated_path = os.path.join(os.path.dirname(float_path), "2")
         everything = np.concatenate([gallery, added])
         names = np.concatenate([ids, added_ids])
@@ -452,6 +454,9 @@ def main(argv=None):
             result("full_build_s", build_s, "s"),
             result("update_1pct_s", update_s, "s"),
             result("update_vs_full_build", update_s / build_s, "x", 0.2, False),
+            result("int8_full_build_s", build8_s, "s"),
+            result("int8_update_1pct_s", update8_s, "s"),
+            result("int8_update_vs_full_build", update8_s / build8_s, "x", 0.2, False),
             result("updated_recall_at_10", recall(found, truth2), "", 0.95),
         ]
     demo_images = args.demo_images or (800 if args.quick else 3000)
