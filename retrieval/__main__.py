@@ -178,6 +178,12 @@ def _add_search_commands(commands):
         help="text candidates to re-rank with the matching head (default: the "
         "index's own; 0: cosine only)",
     )
+    p.add_argument(
+        "--nprobe",
+        type=int,
+        help="clusters an IVF index scans per query (default: the index's own; "
+        "more: higher recall, slower)",
+    )
     p.add_argument("--html", help="also write an HTML page of the results")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -287,7 +293,12 @@ def _search(args):
 
     indexes = args.index or ["saved_models/retrieval_index"]
     results, root = search(
-        indexes, args.query, args.image, args.k, rerank_depth=args.rerank_depth
+        indexes,
+        args.query,
+        args.image,
+        args.k,
+        rerank_depth=args.rerank_depth,
+        nprobe=args.nprobe,
     )
     label = args.query if args.query is not None else f"image {args.image}"
     if args.json:

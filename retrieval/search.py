@@ -19,6 +19,7 @@ class LoadedIndex:
         ids: every gallery id, in the shards' order.
         size: the number of gallery images.
         rerank_depth: the re-rank depth the index was built with (0: none).
+        methods: each shard's search method, `"exact"` or `"ivf"`.
     """
 
     def __init__(self, index):
@@ -38,15 +39,28 @@ class LoadedIndex:
         self.size = sum(self.sizes)
         self.depths = [int(info.get("rerank_depth", 0)) for info in infos]
         self.rerank_depth = max(self.depths)
+        self.methods = [
+            info["method"].numpy().decode("utf-8") if "method" in info else "exact"
+            for info in infos
+        ]
         self.ids = [
             i.decode("utf-8") for loaded in self.loaded for i in loaded.ids.numpy()
         ]
 
-    def search(self, query=None, image_bytes=None, k=5, rerank_depth=None):
+    def search(self, query=None, image_bytes=None, k=5, rerank_depth=None, nprobe=None):
         """Top-k `(id, score)` pairs for a text `query` or encoded
         `image_bytes` (see the `search` function)."""
         if (query is None) == (image_bytes is None):
             raise ValueError("Give exactly one of a text query or an image.")
+        if nprobe is not None:
+            if isinstance(nprobe, bool) or not isinstance(nprobe, int) or nprobe < 1:
+                raise ValueError(f"--nprobe must be at least 1; received {nprobe!r}.")
+            if rerank_depth is not None and "ivf" in self.methods:
+                raise ValueError(
+                    "--nprobe and --rerank-depth cannot be given together: the "
+                    "IVF index's nprobe signatures re-rank at the index's own "
+                    "depth. Give one of them."
+                )
         if rerank_depth is not None and rerank_depth < 0:
             raise ValueError(
                 f"--rerank-depth must be 0 or more; received {rerank_depth}."
@@ -57,20 +71,32 @@ class LoadedIndex:
                 f"received {k!r}."
             )
         answers = []
-        for loaded, size, depth in zip(
-            self.loaded, self.sizes, self.depths, strict=True
+        for loaded, size, depth, method in zip(
+            self.loaded, self.sizes, self.depths, self.methods, strict=True
         ):
-            # a shard without region features ranks by cosine alone
+            # a shard without region features ranks by cosine alone; an
+            # exact shard scans everything whatever the nprobe
             shard_depth = rerank_depth if depth > 0 else None
+            probes = nprobe if method == "ivf" else None
             answers.append(
-                self._shard_top_k(loaded, size, query, image_bytes, k, shard_depth)
+                self._shard_top_k(
+                    loaded, size, query, image_bytes, k, shard_depth, probes
+                )
             )
         return merge_top_k(answers, k)
 
     @staticmethod
-    def _shard_top_k(loaded, size, query, image_bytes, k, rerank_depth):
+    def _shard_top_k(loaded, size, query, image_bytes, k, rerank_depth, nprobe):
         want = tf.constant([min(k, size)])
-        if image_bytes is not None:
+        if nprobe is not None:
+            name, inputs = "search_by_text_nprobe", {"text": tf.constant([query])}
+            if image_bytes is not None:
+                name = "search_by_image_nprobe"
+                inputs = {"image_bytes": tf.constant([image_bytes])}
+            out = loaded.signatures[name](
+                **inputs, k=want, nprobe=tf.constant([nprobe])
+            )
+        elif image_bytes is not None:
             out = loaded.signatures["search_by_image"](
                 image_bytes=tf.constant([image_bytes]), k=want
             )
@@ -87,7 +113,7 @@ class LoadedIndex:
         return list(zip(ids, scores, strict=True))
 
 
-def search(index, query=None, image=None, k=5, rerank_depth=None):
+def search(index, query=None, image=None, k=5, rerank_depth=None, nprobe=None):
     """Top-k `(id, score)` pairs and the gallery root, for a text or image
     query. A text query's top `rerank_depth` candidates (default: the
     index's own) are re-ranked with the matching head where the index holds
@@ -96,7 +122,9 @@ def search(index, query=None, image=None, k=5, rerank_depth=None):
     i/N`), or a sharded index folder (`--max-shard-images`): each index
     answers its own top-k (re-ranking its own top candidates) and the answers
     are merged by score, which gives the same top-k as one index when
-    ranking by cosine (re-ranked, each shard re-ranks its own candidates)."""
+    ranking by cosine (re-ranked, each shard re-ranks its own candidates).
+    `nprobe` (default: the index's own) is how many clusters an IVF index
+    scans per query; exact indexes scan everything."""
     if (query is None) == (image is None):
         raise ValueError("Give exactly one of a text query or --image PATH.")
     image_bytes = None
@@ -106,7 +134,7 @@ def search(index, query=None, image=None, k=5, rerank_depth=None):
         with open(image, "rb") as f:
             image_bytes = f.read()
     loaded = LoadedIndex(index)
-    results = loaded.search(query, image_bytes, k, rerank_depth)
+    results = loaded.search(query, image_bytes, k, rerank_depth, nprobe)
     return results, loaded.gallery_root
 
 

@@ -16,6 +16,7 @@ from common.serving.warmup import read_warmup_requests
 from common.testing import TestCase
 from retrieval.__main__ import main
 from retrieval.index import export_index, search_module
+from retrieval.search import LoadedIndex, search
 from tests.exported_models import exported
 
 
@@ -31,6 +32,21 @@ def search_all(path, query, k, nprobe=None):
         )
     ids = [i.decode() for i in out["ids"].numpy()[0]]
     return ids, out["scores"].numpy()[0]
+
+
+class Recorded:
+    """A loaded SavedModel whose signatures record the names asked for."""
+
+    def __init__(self, loaded):
+        self.loaded, self.used = loaded, []
+        recorded = self
+
+        class Signatures:
+            def __getitem__(self, name):
+                recorded.used.append(name)
+                return loaded.signatures[name]
+
+        self.signatures = Signatures()
 
 
 class IvfIndexCliTest(TestCase):
@@ -50,6 +66,20 @@ class IvfIndexCliTest(TestCase):
         found, found_scores = search_all(os.path.join(out, "1"), query, size, 4)
         self.assertEqual(found, expected)
         np.testing.assert_allclose(found_scores, scores, atol=1e-5)
+        # `retrieval search --nprobe` asks the nprobe signature
+        results, _ = search(os.path.join(out, "1"), query, k=size, nprobe=4)
+        self.assertEqual([i for i, _ in results], expected)
+        loaded = LoadedIndex(os.path.join(out, "1"))
+        self.assertEqual(loaded.methods, ["ivf"])
+        for nprobe, name in ((1, "search_by_text_nprobe"), (None, "search_by_text")):
+            recorded = Recorded(loaded.loaded[0])
+            loaded.loaded[0] = recorded
+            self.assertEqual(len(loaded.search(query, k=3, nprobe=nprobe)), 3)
+            loaded.loaded[0] = recorded.loaded
+            self.assertEqual(recorded.used, [name])
+        args = ["search", "--index", os.path.join(out, "1"), query]
+        self.assertEqual(main(args + ["--nprobe", "0"]), 2)
+        self.assertEqual(main(args + ["--nprobe", "2", "--rerank-depth", "3"]), 2)
 
         # warmup requests cover the nprobe signatures, with the default nprobe
         version = os.path.join(out, "1")
