@@ -157,6 +157,13 @@ def _add_method_arguments(p):
         help="ivf: store embeddings as float32 or as int8 codes (a quarter "
         "of the memory; scores from the float query and the decoded codes)",
     )
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="with --codes int8: also keep the float32 embeddings and score "
+        "the int8 scan's top 4 x k candidates again with them (exact order; "
+        "4 more bytes per dimension and image)",
+    )
 
 
 def _add_search_commands(commands):
@@ -284,7 +291,9 @@ def run(args):
 def _index_settings(args):
     from retrieval.ann import IndexSettings
 
-    return IndexSettings(args.method, args.nlist, args.nprobe, args.codes)
+    return IndexSettings(
+        args.method, args.nlist, args.nprobe, args.codes, rescore=args.rescore
+    )
 
 
 def _search(args):

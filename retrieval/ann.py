@@ -47,6 +47,7 @@ class IndexSettings:
     nprobe: int | None = None
     codes: str = "float32"
     seed: int = 0
+    rescore: bool = False
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -60,6 +61,10 @@ class IndexSettings:
         if self.method == "exact" and self.codes != "float32":
             raise ValueError(
                 "--codes int8 needs --method ivf (the exact index stores float32)."
+            )
+        if self.rescore and self.codes != "int8":
+            raise ValueError(
+                "--rescore needs --codes int8 (float32 codes score exactly already)."
             )
         for name in ("nlist", "nprobe"):
             value = getattr(self, name)
@@ -172,6 +177,7 @@ class IvfLayout:
     quantizer: Int8Quantizer | None = None
     trained_size: int = 0
     blocks: "Blocks | None" = None
+    floats: np.ndarray | None = None  # float32 rows kept to re-score int8
 
     def __post_init__(self):
         if self.codes is None and self.blocks is None:
@@ -220,7 +226,10 @@ class IvfLayout:
         return self.codes
 
     def vectors(self):
-        """The stored vectors as float32 (decoded from int8 codes)."""
+        """The stored vectors as float32 (decoded from int8 codes, unless
+        the float32 rows are kept for re-scoring)."""
+        if self.floats is not None:
+            return self.floats
         if self.quantizer is None:
             return self.stored_codes()
         return self.quantizer.decode(self.stored_codes())
@@ -230,7 +239,9 @@ class IvfLayout:
         return np.repeat(np.arange(self.nlist), np.diff(self.offsets))
 
 
-def _laid_out(centroids, clusters, codes, ids, regions, quantizer, trained_size):
+def _laid_out(
+    centroids, clusters, codes, ids, regions, quantizer, trained_size, floats=None
+):
     """An `IvfLayout` of rows sorted by cluster (stable: a cluster keeps its
     rows' order)."""
     order = np.argsort(clusters, kind="stable")
@@ -244,6 +255,7 @@ def _laid_out(centroids, clusters, codes, ids, regions, quantizer, trained_size)
         regions=None if regions is None else np.take(regions, order, axis=0),
         quantizer=quantizer,
         trained_size=trained_size,
+        floats=None if floats is None else np.take(floats, order, axis=0),
     )
 
 
@@ -255,10 +267,18 @@ def _coded(vectors, code_type, quantizer=None):
 
 
 def build_layout(
-    vectors, ids, nlist=None, codes="float32", regions=None, seed=0, centroids=None
+    vectors,
+    ids,
+    nlist=None,
+    codes="float32",
+    regions=None,
+    seed=0,
+    centroids=None,
+    rescore=False,
 ):
     """An `IvfLayout` of `vectors` (unit rows) with `nlist` clusters (default
-    `default_nlist`), trained by k-means unless `centroids` are given."""
+    `default_nlist`), trained by k-means unless `centroids` are given;
+    `rescore` (int8 codes) keeps the float32 rows too."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     nlist = default_nlist(len(vectors)) if nlist is None else int(nlist)
     if centroids is None:
@@ -272,6 +292,7 @@ def build_layout(
         regions,
         quantizer,
         len(vectors),
+        vectors if rescore and quantizer is not None else None,
     )
 
 
@@ -309,19 +330,19 @@ def update_layout(layout, vectors, ids, regions=None, remove=(), retrain=None, s
                 if regions is None
                 else np.concatenate([old_regions, regions]),
                 seed=seed,
+                rescore=layout.floats is not None,
             ),
             True,
         )
     new_codes, _ = _coded(vectors, layout.code_type, layout.quantizer)
+    clusters = assign(vectors, layout.centroids)
     return (
-        _merged(
-            layout, keep, new_codes, assign(vectors, layout.centroids), ids, regions
-        ),
+        _merged(layout, keep, new_codes, clusters, ids, regions, floats=vectors),
         False,
     )
 
 
-def _merged(layout, keep, codes, clusters, ids, regions, per_block=None):
+def _merged(layout, keep, codes, clusters, ids, regions, per_block=None, floats=None):
     """`layout` keeping its rows where `keep`, with rows `codes` / `ids` /
     `regions` added to `clusters`: each cluster holds its kept rows, then
     its new ones in their given order (what a stable sort by cluster of the
@@ -337,6 +358,11 @@ def _merged(layout, keep, codes, clusters, ids, regions, per_block=None):
     order = np.argsort(clusters, kind="stable")
     codes, ids = codes[order], np.asarray(ids, dtype=object)[order]
     regions = None if regions is None else regions[order]
+    # the float32 rows, where the layout keeps them for re-scoring
+    extra = []
+    if layout.floats is not None:
+        out_floats = np.empty((int(keep.sum()) + len(ids), layout.dim), np.float32)
+        extra.append((layout.floats, np.asarray(floats, np.float32)[order], out_floats))
     added = np.bincount(clusters, minlength=nlist)
     added_at = np.concatenate([[0], np.cumsum(added)])
     kept = np.bincount(layout.assignments()[keep], minlength=nlist)
@@ -367,6 +393,9 @@ def _merged(layout, keep, codes, clusters, ids, regions, per_block=None):
         if regions is not None:
             out_regions[first:middle] = layout.regions[begin:end][mask]
             out_regions[middle : offsets[cluster + 1]] = regions[new]
+        for old, fresh, out in extra:
+            out[first:middle] = old[begin:end][mask]
+            out[middle : offsets[cluster + 1]] = fresh[new]
     blocks = Blocks(
         out_codes.reshape(blocks_total, per_block, layout.dim),
         _block_positions(sizes, offsets, count, start, blocks_total, per_block),
@@ -382,6 +411,7 @@ def _merged(layout, keep, codes, clusters, ids, regions, per_block=None):
         quantizer=layout.quantizer,
         trained_size=layout.trained_size,
         blocks=blocks,
+        floats=extra[0][2] if extra else None,
     )
 
 

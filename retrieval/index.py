@@ -96,7 +96,13 @@ def search_module(
         )
     if layout is None:
         layout = build_layout(
-            embeddings, ids, settings.nlist, settings.codes, regions, settings.seed
+            embeddings,
+            ids,
+            settings.nlist,
+            settings.codes,
+            regions,
+            settings.seed,
+            rescore=settings.rescore,
         )
     nprobe = settings.nprobe
     if nprobe is not None:

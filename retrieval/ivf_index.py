@@ -10,6 +10,10 @@ from common.serving.checks import ensure_batch, ensure_same_batch
 from retrieval.ann import BLOCK_ROWS
 from retrieval.search_index import SearchIndex
 
+# With int8 codes and re-scoring, the int8 scan's top RESCORE_FACTOR x k
+# candidates are scored again with the float32 vectors.
+RESCORE_FACTOR = 4
+
 
 def _bucket(size):
     """`size` rounded up to 4, 5, 6 or 7 times a power of two (at most 25%
@@ -97,6 +101,13 @@ class IvfSearchIndex(SearchIndex):
                 f"received {nprobe}."
             )
         self.default_nprobe = tf.Variable(nprobe, trainable=False, name="nprobe")
+        # int8 with re-scoring: the float32 rows (in `ids` order) score the
+        # top RESCORE_FACTOR x k candidates of the int8 scan exactly
+        self.rescored = self.quantized and layout.floats is not None
+        if self.rescored:
+            self.float_vectors = tf.Variable(
+                layout.floats, trainable=False, name="float_vectors"
+            )
 
     def _checked_nprobe(self, queries, nprobe):
         nprobe = ensure_batch(nprobe, "nprobe", 1)
@@ -167,8 +178,20 @@ class IvfSearchIndex(SearchIndex):
         rows = tf.gather(self.block_rows, blocks)  # [U, BLOCK_ROWS]
         valid = scans[:, :, None] & (rows >= 0)[None]
         scores = tf.where(valid, scores, float("-inf"))
-        top = tf.math.top_k(tf.reshape(scores, [batch, -1]), k=count)
-        return top.values, tf.gather(tf.reshape(rows, [-1]), top.indices)
+        scores = tf.reshape(scores, [batch, -1])
+        flat_rows = tf.reshape(rows, [-1])
+        if not self.rescored:
+            top = tf.math.top_k(scores, k=count)
+            return top.values, tf.gather(flat_rows, top.indices)
+        # the int8 scan's top candidates, scored again with the float rows
+        depth = tf.minimum(RESCORE_FACTOR * count, tf.shape(scores)[1])
+        top = tf.math.top_k(scores, k=depth)
+        found = tf.gather(flat_rows, top.indices)  # [B, depth], -1: none
+        vectors = tf.gather(self.float_vectors, tf.maximum(found, 0))
+        exact = tf.einsum("bkd,bd->bk", vectors, queries)
+        exact = tf.where(top.values > float("-inf"), exact, float("-inf"))
+        best = tf.math.top_k(exact, k=count)
+        return best.values, tf.gather(found, best.indices, batch_dims=1)
 
     @tf.function(
         input_signature=[
@@ -214,11 +237,15 @@ class IvfSearchIndex(SearchIndex):
             "nlist": tf.shape(self.centroids)[0],
             "nprobe": self.default_nprobe,
             "trained_size": self.trained_size,
+            "rescore": tf.constant(RESCORE_FACTOR if self.rescored else 0),
         }
 
     def describe(self):
         kind = "int8 codes" if self.quantized else "float32 embeddings"
         per_image = int(self.block_codes.shape[2]) * self.block_codes.dtype.size
+        if self.rescored:
+            kind += " (re-scored with the float32 vectors, also kept)"
+            per_image += 4 * int(self.float_vectors.shape[1])
         nlist, nprobe = int(self.centroids.shape[0]), int(self.default_nprobe.numpy())
         return (
             f"IVF search over {int(self.ids.shape[0]):,} images: "

@@ -105,6 +105,7 @@ def read_index(path):
             quantizer=quantizer,
             trained_size=int(value("trained_size")),
             blocks=blocks,
+            floats=value("float_vectors") if value.has("float_vectors") else None,
         )
         vectors = None  # decoded on demand (`StoredIndex.vectors`)
     else:

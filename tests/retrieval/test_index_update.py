@@ -132,6 +132,7 @@ class IndexUpdateTest(TestCase):
 
     def test_update_adds_removes_and_embeds_only_the_new_images(self):
         ivf = ["--method", "ivf", "--nlist", "3", "--codes", "int8", "--nprobe", "2"]
+        ivf += ["--rescore"]
         for method in (ivf, []):
             with self.subTest(method=method):
                 shutil.rmtree(self.index, ignore_errors=True)
@@ -167,8 +168,9 @@ class IndexUpdateTest(TestCase):
         info = loaded.gallery_info()
         size = len(self.base) - 3 + 5
         self.assertEqual(int(info["size"]), size)
-        if "--nprobe" in method:  # the default nprobe chosen at build is kept
+        if "--nprobe" in method:  # the default nprobe and re-scoring are kept
             self.assertEqual(int(info["nprobe"]), 2)
+            self.assertEqual(int(info["rescore"]), 4)
         ids, _ = search_all(os.path.join(self.index, "2"), "a blue square", size)
         self.assertEqual(len(set(ids)), size)
         for name in removed:

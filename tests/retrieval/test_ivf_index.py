@@ -14,6 +14,7 @@ from bench.search import VectorEncoder
 from common.testing import TestCase
 from retrieval.ann import (
     Blocks,
+    IndexSettings,
     Int8Quantizer,
     IvfLayout,
     blocked,
@@ -74,9 +75,12 @@ class IvfSearchTest(TestCase):
         self.gallery = clustered(0, 600)
         self.queries = clustered(1, 25)
 
-    def index(self, codes="float32", nlist=24, nprobe=None, gallery=None):
+    def index(
+        self, codes="float32", nlist=24, nprobe=None, gallery=None, rescore=False
+    ):
         gallery = self.gallery if gallery is None else gallery
-        layout = build_layout(gallery, ids_of(len(gallery)), nlist, codes)
+        ids = ids_of(len(gallery))
+        layout = build_layout(gallery, ids, nlist, codes, rescore=rescore)
         encoder = VectorEncoder(gallery.shape[1])
         return IvfSearchIndex(encoder, layout, "/gallery", nprobe=nprobe), layout
 
@@ -96,6 +100,24 @@ class IvfSearchTest(TestCase):
         found, found_scores = ask(loaded, self.queries, 10, nprobe=24)
         np.testing.assert_array_equal(found, expected)
         np.testing.assert_allclose(found_scores, scores, atol=1e-5)
+
+    def test_int8_rescoring_restores_the_exact_order(self):
+        expected, scores = numpy_top(self.queries, self.gallery, 10)
+        loaded, _ = saved(self, self.index("int8")[0])
+        int8_found, _ = ask(loaded, self.queries, 10, nprobe=24)
+        # the int8 scores alone misorder some near ties ...
+        self.assertFalse(np.array_equal(int8_found, expected))
+        index, layout = self.index("int8", rescore=True)
+        self.assertEqual(int(index.gallery_info()["rescore"]), 4)
+        loaded, _ = saved(self, index)
+        # ... the float32 vectors, kept, put them back in the exact order
+        found, found_scores = ask(loaded, self.queries, 10, nprobe=24)
+        np.testing.assert_array_equal(found, expected)
+        np.testing.assert_allclose(found_scores, scores, atol=1e-5)
+        # and at the default nprobe, k larger than a cluster included
+        found, _ = ask(loaded, self.queries[:3], 200)
+        self.assertEqual(found.shape, (3, 200))
+        self.assertEqual(len(set(found[0].tolist())), 200)
 
     def test_int8_scores_within_the_quantization_bound(self):
         quantizer = Int8Quantizer.fit(self.gallery)
@@ -242,6 +264,27 @@ class IvfLayoutTest(TestCase):
         np.testing.assert_allclose(
             updated.vectors(), quantizer.decode(quantizer.encode(expected)), atol=1e-6
         )
+
+    def test_kept_float_vectors_follow_an_update(self):
+        gallery = clustered(10, 120)
+        layout = build_layout(gallery, ids_of(120), 5, "int8", rescore=True)
+        added = clustered(11, 12)
+        new_ids = [f"new{i}" for i in range(11)] + ["img00004"]
+        for retrain in (False, True):
+            updated, _ = update_layout(
+                layout, added, new_ids, remove=["img00009"], retrain=retrain
+            )
+            source = dict(zip(ids_of(120).tolist(), gallery, strict=True))
+            source |= dict(zip(new_ids, added, strict=True))
+            ids = updated.ids.tolist()
+            self.assertNotIn("img00009", ids)
+            np.testing.assert_array_equal(
+                updated.vectors(), np.stack([source[i] for i in ids])
+            )
+
+    def test_rescore_needs_int8_codes(self):
+        with self.assertRaisesRegex(ValueError, "--rescore needs --codes int8"):
+            IndexSettings(method="ivf", rescore=True)
 
     def test_growth_past_the_factor_retrains(self):
         gallery = clustered(5, 50)
