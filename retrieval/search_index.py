@@ -236,6 +236,7 @@ class SearchIndex(tf.Module):
             "codes": tf.constant("float32"),
             "nlist": tf.constant(0),
             "nprobe": tf.constant(0),
+            "rescore": tf.constant(0),
         }
 
     def describe(self):
