@@ -342,27 +342,22 @@ def update_layout(layout, vectors, ids, regions=None, remove=(), retrain=None, s
     )
 
 
-def _merged(layout, keep, codes, clusters, ids, regions, per_block=None, floats=None):
+def _merged(layout, keep, codes, clusters, ids, regions, floats):
     """`layout` keeping its rows where `keep`, with rows `codes` / `ids` /
     `regions` added to `clusters`: each cluster holds its kept rows, then
     its new ones in their given order (what a stable sort by cluster of the
-    kept rows followed by the new ones gives). The codes are written
-    straight into blocks of `per_block` rows (default: as `layout`'s blocks,
-    else `BLOCK_ROWS`), cluster by cluster: contiguous slices copy many times
-    faster than a gather of rows, and the index needs no second copy."""
+    kept rows followed by the new ones gives); `floats` (the new rows' float32
+    vectors) join the layout's own where it keeps them for re-scoring. The
+    codes are written straight into blocks (as `layout`'s, else `BLOCK_ROWS`
+    rows), cluster by cluster: contiguous slices copy many times faster than
+    a gather of rows, and the index needs no second copy."""
     nlist = layout.nlist
-    if per_block is None:
-        per_block = (
-            BLOCK_ROWS if layout.blocks is None else layout.blocks.codes.shape[1]
-        )
+    per_block = BLOCK_ROWS if layout.blocks is None else layout.blocks.codes.shape[1]
     order = np.argsort(clusters, kind="stable")
     codes, ids = codes[order], np.asarray(ids, dtype=object)[order]
     regions = None if regions is None else regions[order]
-    # the float32 rows, where the layout keeps them for re-scoring
-    extra = []
-    if layout.floats is not None:
-        out_floats = np.empty((int(keep.sum()) + len(ids), layout.dim), np.float32)
-        extra.append((layout.floats, np.asarray(floats, np.float32)[order], out_floats))
+    rescored = layout.floats is not None
+    floats = np.asarray(floats, np.float32)[order] if rescored else None
     added = np.bincount(clusters, minlength=nlist)
     added_at = np.concatenate([[0], np.cumsum(added)])
     kept = np.bincount(layout.assignments()[keep], minlength=nlist)
@@ -372,11 +367,13 @@ def _merged(layout, keep, codes, clusters, ids, regions, per_block=None, floats=
     count, start, blocks_total = _block_counts(sizes, per_block)
     out_codes = np.zeros((blocks_total * per_block, layout.dim), layout.code_dtype)
     out_ids = np.empty(total, dtype=object)
-    out_regions = None
+    out_regions = out_floats = None
     if regions is not None:
         out_regions = np.empty(
             (total,) + layout.regions.shape[1:], layout.regions.dtype
         )
+    if rescored:
+        out_floats = np.empty((total, layout.dim), np.float32)
     pruned = np.zeros(nlist, bool)
     pruned[layout.assignments()[~keep]] = True
     for cluster in np.flatnonzero(sizes):
@@ -393,9 +390,9 @@ def _merged(layout, keep, codes, clusters, ids, regions, per_block=None, floats=
         if regions is not None:
             out_regions[first:middle] = layout.regions[begin:end][mask]
             out_regions[middle : offsets[cluster + 1]] = regions[new]
-        for old, fresh, out in extra:
-            out[first:middle] = old[begin:end][mask]
-            out[middle : offsets[cluster + 1]] = fresh[new]
+        if rescored:
+            out_floats[first:middle] = layout.floats[begin:end][mask]
+            out_floats[middle : offsets[cluster + 1]] = floats[new]
     blocks = Blocks(
         out_codes.reshape(blocks_total, per_block, layout.dim),
         _block_positions(sizes, offsets, count, start, blocks_total, per_block),
@@ -411,7 +408,7 @@ def _merged(layout, keep, codes, clusters, ids, regions, per_block=None, floats=
         quantizer=layout.quantizer,
         trained_size=layout.trained_size,
         blocks=blocks,
-        floats=extra[0][2] if extra else None,
+        floats=out_floats,
     )
 
 
