@@ -3,6 +3,7 @@
 import dataclasses
 
 from common.data.limits import MAX_IMAGE_PIXELS
+from common.encoders.hub_encoders import PIXEL_SCALES, hub_handle
 from common.training import config as common_config
 from common.training.config import (
     check_positive_integers,
@@ -54,6 +55,22 @@ class ModelConfig:
         key_dim: size per head.
         matching_layers: fusion blocks of the image-text matching head.
         dropout_rate: dropout in the text encoder and attention.
+        image_encoder: `vgg16`, or `hub:<TF-Hub/Kaggle handle or local
+            SavedModel folder>` (a pretrained image tower; its feature map
+            cells become the regions, a pooled vector one region).
+        text_encoder: `lstm`, or `hub:<handle or folder>` (a SavedModel
+            taking strings, tokenizer inside).
+        hub_signature: signature the hub towers are called through.
+        image_encoder_output: output key of the hub image tower (when it
+            returns several).
+        image_pixel_scale: pixel range the hub image tower expects: `unit`
+            ([0, 1]), `symmetric` ([-1, 1]) or `raw` (0-255).
+        text_encoder_output: output key of the hub text tower's features.
+        text_encoder_mask: output key of its token mask (none: every
+            position is a token).
+        fine_tune_hub: train the hub towers (frozen by default; their rate
+            is `training.hub_learning_rate_multiplier` x the base rate, and
+            a fine-tuned image tower waits `training.freeze_backbone_epochs`).
     """
 
     weights: str | None = "imagenet"
@@ -68,6 +85,14 @@ class ModelConfig:
     key_dim: int = 64
     matching_layers: int = 1
     dropout_rate: float = 0.1
+    image_encoder: str = "vgg16"
+    text_encoder: str = "lstm"
+    hub_signature: str = "serving_default"
+    image_encoder_output: str | None = None
+    image_pixel_scale: str = "unit"
+    text_encoder_output: str | None = None
+    text_encoder_mask: str | None = None
+    fine_tune_hub: bool = False
 
 
 @dataclasses.dataclass
@@ -81,6 +106,11 @@ class TrainingConfig(common_config.TrainingConfig):
         loss: `"contrastive"` (InfoNCE) or `"triplet"` (VSE++).
         margin: triplet-loss margin.
         matching_loss_weight: weight of the image-text matching loss.
+        matching_learning_rate_multiplier: the matching head's learning rate
+            as a multiple of `learning_rate` (the head starts from scratch on
+            top of the towers and learns from fewer, harder examples).
+        hub_learning_rate_multiplier: the fine-tuned hub towers' learning
+            rate as a multiple of `learning_rate`.
         negative_temperature: softmax temperature of the matching loss's
             hard-negative sampling (lower: harder negatives).
         rerank_weight: weight of the match probability added to the dual
@@ -100,6 +130,8 @@ class TrainingConfig(common_config.TrainingConfig):
     loss: str = "contrastive"
     margin: float = 0.2
     matching_loss_weight: float = 1.0
+    matching_learning_rate_multiplier: float = 1.0
+    hub_learning_rate_multiplier: float = 0.1
     negative_temperature: float = 0.1
     # re-ranking and validation
     rerank_weight: float | None = None
@@ -144,6 +176,36 @@ class RetrievalConfig:
                 "training.batch_size must be >= 2 (in-batch negatives); received "
                 f"{t.batch_size}."
             )
+        image_hub = hub_handle(m.image_encoder)
+        if image_hub is None and m.image_encoder != "vgg16":
+            raise ValueError(
+                "model.image_encoder must be vgg16 or hub:<TF-Hub/Kaggle handle or "
+                f"SavedModel folder>; received {m.image_encoder!r}."
+            )
+        if hub_handle(m.text_encoder) is None and m.text_encoder != "lstm":
+            raise ValueError(
+                "model.text_encoder must be lstm or hub:<TF-Hub/Kaggle handle or "
+                f"SavedModel folder>; received {m.text_encoder!r}."
+            )
+        if m.image_pixel_scale not in PIXEL_SCALES:
+            raise ValueError(
+                f"model.image_pixel_scale must be one of {sorted(PIXEL_SCALES)}; "
+                f"received {m.image_pixel_scale!r}."
+            )
+        if not t.hub_learning_rate_multiplier > 0:
+            raise ValueError(
+                "training.hub_learning_rate_multiplier must be positive; received "
+                f"{t.hub_learning_rate_multiplier}."
+            )
+        if not t.matching_learning_rate_multiplier > 0:
+            raise ValueError(
+                "training.matching_learning_rate_multiplier must be positive; "
+                f"received {t.matching_learning_rate_multiplier}."
+            )
+        if image_hub is not None:
+            # The SavedModel's output decides the region grid (any, even one
+            # pooled vector); VGG16's settings do not apply.
+            return self
         if t.freeze_backbone_epochs and m.weights in (None, "none", "None"):
             raise ValueError(
                 "training.freeze_backbone_epochs > 0 freezes a randomly initialised "

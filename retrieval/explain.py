@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.data import decode_and_resize
-from retrieval.grounding import content_mask
+from retrieval.grounding import content_words
 from retrieval.model import load_trained_model
 
 
@@ -21,9 +21,7 @@ def word_attention(model, image_size, image_path, text):
     score, attention = model.match_scores(
         images["regions"], texts["tokens"], texts["mask"], return_attention=True
     )
-    ids = model.text_encoder.tokenize(tf.constant([text])).numpy()[0]
-    vocabulary = model.get_vocabulary()
-    words = [vocabulary[i] for i in ids if i != 0]
+    words = [str(w) for w in model.token_words([text])[0] if w]
     if not words:
         raise ValueError(f"The text {text!r} has no tokens after standardisation.")
     # [1, heads, L, R] -> mean over heads -> [words, R]
@@ -51,7 +49,7 @@ def explain(run_dir, image, text, output=None):
     output = output or os.path.join(run_dir, "explain.png")
     # The last panel: the caption's map, its content words' mean (what the
     # pointing game scores).
-    content = content_mask(np.arange(1, len(words) + 1)[None], [""] + words)[0]
+    content = content_words([words])[0]
     panels = list(zip(words, maps, strict=True))
     panels.append(("content words", maps[content].mean(axis=0)))
     columns = min(len(panels) + 1, 6)

@@ -94,9 +94,14 @@ def content_mask(token_ids, vocabulary, stopwords=STOPWORDS):
     """Boolean `[B, L]`: tokens that are words with visual content (not
     padding, not out-of-vocabulary, not a stopword). A caption with none
     keeps all its words."""
-    token_ids = np.asarray(token_ids)
-    words = np.asarray(vocabulary, dtype=object)[token_ids]
-    present = token_ids != 0
+    words = np.asarray(vocabulary, dtype=object)[np.asarray(token_ids)]
+    return content_words(words, stopwords)
+
+
+def content_words(words, stopwords=STOPWORDS):
+    """`content_mask` of token strings `[B, L]` (`""` for padding)."""
+    words = np.asarray(words, dtype=object)
+    present = words != ""
     content = present & ~np.isin(words, list(stopwords))
     empty = ~content.any(axis=1)
     content[empty] = present[empty]
@@ -161,7 +166,6 @@ def boxes_for(images, boxes, roots):
 def attention_maps(model, regions, texts, batch_size=128):
     """`[N, R]` content-word attention of caption n over the regions
     `regions[n]` (`[N, R, E]` float), through the model's matching head."""
-    vocabulary = model.get_vocabulary()
     maps = []
     for start in range(0, len(texts), batch_size):
         batch = tf.constant(texts[start : start + batch_size])
@@ -172,6 +176,6 @@ def attention_maps(model, regions, texts, batch_size=128):
             encoded["mask"],
             return_attention=True,
         )
-        ids = model.text_encoder.tokenize(batch).numpy()
-        maps.append(caption_maps(attention.numpy(), content_mask(ids, vocabulary)))
+        content = content_words(model.token_words(batch))
+        maps.append(caption_maps(attention.numpy(), content))
     return np.concatenate(maps) if maps else np.zeros((0, regions.shape[1]))

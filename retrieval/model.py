@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from common.encoders import LSTMTextEncoder, VGG16ImageEncoder
+from common.encoders.hub_encoders import HubImageEncoder, HubTextEncoder, hub_handle
 from common.losses import ContrastiveLoss, hard_negative_triplet_loss
 from common.training.config import arguments_for
 from common.training.prebuilt import PrebuiltModel
@@ -13,6 +14,12 @@ from retrieval.matching import (
     negative_logits,
     sample_negatives,
 )
+
+
+def tf_constant(text):
+    import tensorflow as tf
+
+    return text if isinstance(text, tf.Tensor) else tf.constant(text)
 
 
 @keras.saving.register_keras_serializable(package="retrieval")
@@ -51,6 +58,19 @@ class ImageTextRetrievalModel(PrebuiltModel):
         loss: `"contrastive"` or `"triplet"`.
         margin: margin of the triplet loss.
         matching_loss_weight: weight of the matching loss.
+        image_encoder: `"vgg16"` or `"hub:<handle or SavedModel folder>"`
+            (`common.encoders.hub_encoders.HubImageEncoder`; `weights` and
+            `feature_layer` are then unused).
+        text_encoder: `"lstm"` or `"hub:<handle or folder>"` (a SavedModel
+            taking strings, its tokenizer inside; the vocabulary settings
+            are then unused and `sequence_length` is the SavedModel's).
+        hub_signature: the signature the hub towers are called through.
+        image_encoder_output: the hub image tower's output key.
+        image_pixel_scale: pixel range the hub image tower expects:
+            `"unit"`, `"symmetric"` or `"raw"`.
+        text_encoder_output: the hub text tower's features output key.
+        text_encoder_mask: the hub text tower's token-mask output key.
+        fine_tune_hub: train the hub towers' variables (frozen by default).
         **kwargs: base model arguments.
 
     Call arguments:
@@ -99,6 +119,14 @@ class ImageTextRetrievalModel(PrebuiltModel):
         loss="contrastive",
         margin=0.2,
         matching_loss_weight=1.0,
+        image_encoder="vgg16",
+        text_encoder="lstm",
+        hub_signature="serving_default",
+        image_encoder_output=None,
+        image_pixel_scale="unit",
+        text_encoder_output=None,
+        text_encoder_mask=None,
+        fine_tune_hub=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -122,25 +150,71 @@ class ImageTextRetrievalModel(PrebuiltModel):
         self.margin = float(margin)
         self.matching_loss_weight = float(matching_loss_weight)
 
-        self.image_encoder = VGG16ImageEncoder(
-            self.image_shape,
-            weights=weights,
-            feature_layer=feature_layer,
-            projection_dim=self.embedding_dim,
-            name="image_encoder",
-        )
-        self.text_encoder = LSTMTextEncoder(
-            vocabulary_size=vocabulary_size,
-            vocabulary=vocabulary,
-            sequence_length=self.sequence_length,
-            embedding_dim=self.word_embedding_dim,
-            hidden_dim=self.text_hidden_dim,
-            bidirectional=self.bidirectional,
-            projection_dim=self.embedding_dim,
-            dropout_rate=self.dropout_rate,
-            name="text_encoder",
-        )
-        self.vocabulary_size = self.text_encoder.vocabulary_size
+        self.towers = {
+            "image_encoder": str(image_encoder),
+            "text_encoder": str(text_encoder),
+            "hub_signature": hub_signature,
+            "image_encoder_output": image_encoder_output,
+            "image_pixel_scale": image_pixel_scale,
+            "text_encoder_output": text_encoder_output,
+            "text_encoder_mask": text_encoder_mask,
+            "fine_tune_hub": bool(fine_tune_hub),
+        }
+        image_hub, text_hub = hub_handle(image_encoder), hub_handle(text_encoder)
+        if image_hub is not None:
+            self.image_encoder = HubImageEncoder(
+                image_hub,
+                self.image_shape,
+                signature=hub_signature,
+                output_key=image_encoder_output,
+                pixel_scale=image_pixel_scale,
+                fine_tune=fine_tune_hub,
+                projection_dim=self.embedding_dim,
+                name="image_encoder",
+            )
+        elif image_encoder == "vgg16":
+            self.image_encoder = VGG16ImageEncoder(
+                self.image_shape,
+                weights=weights,
+                feature_layer=feature_layer,
+                projection_dim=self.embedding_dim,
+                name="image_encoder",
+            )
+        else:
+            raise ValueError(
+                "`image_encoder` must be 'vgg16' or 'hub:<handle or SavedModel "
+                f"folder>'; received {image_encoder!r}."
+            )
+        if text_hub is not None:
+            self.text_encoder = HubTextEncoder(
+                text_hub,
+                signature=hub_signature,
+                output_key=text_encoder_output,
+                mask_key=text_encoder_mask,
+                fine_tune=fine_tune_hub,
+                projection_dim=self.embedding_dim,
+                name="text_encoder",
+            )
+            self.sequence_length = self.text_encoder.sequence_length
+            self.vocabulary_size = None
+        elif text_encoder == "lstm":
+            self.text_encoder = LSTMTextEncoder(
+                vocabulary_size=vocabulary_size,
+                vocabulary=vocabulary,
+                sequence_length=self.sequence_length,
+                embedding_dim=self.word_embedding_dim,
+                hidden_dim=self.text_hidden_dim,
+                bidirectional=self.bidirectional,
+                projection_dim=self.embedding_dim,
+                dropout_rate=self.dropout_rate,
+                name="text_encoder",
+            )
+            self.vocabulary_size = self.text_encoder.vocabulary_size
+        else:
+            raise ValueError(
+                "`text_encoder` must be 'lstm' or 'hub:<handle or SavedModel "
+                f"folder>'; received {text_encoder!r}."
+            )
         self.num_regions = self.image_encoder.num_regions
         self.grid_shape = self.image_encoder.grid_shape
         # Flattened regions keep where things are, which captions often say.
@@ -221,12 +295,33 @@ class ImageTextRetrievalModel(PrebuiltModel):
             return ops.sigmoid(out[0]), out[1]
         return ops.sigmoid(out)
 
+    @property
+    def has_vocabulary(self):
+        """Whether the text tower learns its vocabulary (`adapt`)."""
+        return isinstance(self.text_encoder, LSTMTextEncoder)
+
     def adapt(self, captions, batch_size=256):
-        """Learns the vocabulary from training captions."""
-        self.text_encoder.adapt(captions, batch_size=batch_size)
+        """Learns the vocabulary from training captions (a hub text tower
+        brings its own tokenizer: nothing to learn)."""
+        if self.has_vocabulary:
+            self.text_encoder.adapt(captions, batch_size=batch_size)
 
     def get_vocabulary(self):
-        return self.text_encoder.get_vocabulary()
+        return self.text_encoder.get_vocabulary() if self.has_vocabulary else []
+
+    def token_words(self, text):
+        """Each caption's token strings `[B, L]` (`""` for padding): the
+        vocabulary's words, or `"#1"`, `"#2"`, ... for a hub text tower
+        (whose tokens are not words of a vocabulary here)."""
+        import numpy as np
+
+        text = tf_constant(text)
+        if self.has_vocabulary:
+            ids = self.text_encoder.tokenize(text).numpy()
+            return np.asarray(self.get_vocabulary(), dtype=object)[ids]
+        mask = ops.convert_to_numpy(self.encode_texts(text)["mask"])
+        labels = np.array([f"#{i + 1}" for i in range(mask.shape[1])], dtype=object)
+        return np.where(mask, labels[None, :], "")
 
     # -- training ---------------------------------------------------------
 
@@ -324,6 +419,7 @@ class ImageTextRetrievalModel(PrebuiltModel):
                 "loss": self.loss_name,
                 "margin": self.margin,
                 "matching_loss_weight": self.matching_loss_weight,
+                **self.towers,
             }
         )
         return config

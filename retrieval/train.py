@@ -8,6 +8,7 @@ import keras
 from common.data.cache import choose_cache
 from common.data.files import write_atomically
 from common.encoders import LSTMTextEncoder
+from common.encoders.hub_encoders import HubImageEncoder, HubTextEncoder, hub_handle
 from common.training import (
     file_split,
     finish_training,
@@ -18,6 +19,7 @@ from common.training import (
     warmup_cosine,
 )
 from common.training.faults import maybe_kill
+from common.training.optimizers import TowerAdamW
 from retrieval.config import RetrievalConfig
 from retrieval.data import load_data
 from retrieval.demo_data import generate_demo_data
@@ -88,7 +90,10 @@ def resolve_data(config, run, data_path):
 
 
 def adapt_vocabulary(config, captions):
-    """The vocabulary the model's text encoder learns from `captions`."""
+    """The vocabulary the model's text encoder learns from `captions` (none
+    for a hub text tower, which brings its own tokenizer)."""
+    if hub_handle(config.model.text_encoder) is not None:
+        return []
     encoder = LSTMTextEncoder(
         vocabulary_size=config.model.vocabulary_size,
         sequence_length=config.model.sequence_length,
@@ -102,12 +107,16 @@ def save_vocabulary(run, vocabulary):
     write_atomically(run.file(VOCABULARY_FILE), text)
 
 
-def _optimizer(config, steps_per_epoch, epochs):
+def _optimizer(config, steps_per_epoch, epochs, model):
     t = config.training
     schedule = warmup_cosine(t.learning_rate, t.warmup_steps, steps_per_epoch * epochs)
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=t.weight_decay
-    )
+    groups = [(model.matcher.trainable_variables, t.matching_learning_rate_multiplier)]
+    for encoder in (model.image_encoder, model.text_encoder):
+        if isinstance(encoder, (HubImageEncoder, HubTextEncoder)):
+            groups.append(
+                (encoder.backbone.trainable_variables, t.hub_learning_rate_multiplier)
+            )
+    optimizer = TowerAdamW(groups, learning_rate=schedule, weight_decay=t.weight_decay)
     optimizer.exclude_from_weight_decay(
         var_names=["bias", "gamma", "beta", "logit_scale", "region_position"]
     )
@@ -202,9 +211,13 @@ def _fit_phases(model, config, run, chief, distribution, data_from, steps, fit_a
         if os.path.isfile(marker):
             model.load_weights(run.last_weights)
             continue
-        model.image_encoder.backbone.trainable = backbone_trainable
+        # A hub tower trains only when fine-tuning was asked for.
+        encoder = model.image_encoder
+        encoder.backbone.trainable = backbone_trainable and getattr(
+            encoder, "fine_tune", True
+        )
         with distribution.scope():
-            model.compile(optimizer=_optimizer(config, steps, last - first))
+            model.compile(optimizer=_optimizer(config, steps, last - first, model))
         fit = fit_resuming(
             model,
             run,

@@ -1,6 +1,12 @@
 """AdamW with a learning-rate multiplier per group of variables."""
 
+import re
+
 import keras
+import tensorflow as tf
+
+# What Keras accepts in the name of an optimizer's slot variable.
+_NOT_IN_SCOPE_NAMES = re.compile(r"[^A-Za-z0-9_.\\/>-]")
 
 
 class TowerAdamW(keras.optimizers.AdamW):
@@ -42,6 +48,26 @@ class TowerAdamW(keras.optimizers.AdamW):
             for variable in variables:
                 scale[id(variable)] = multiplier
         self._scales = [scale.get(id(v), 1.0) for v in var_list]
+
+    def add_variable_from_reference(
+        self, reference_variable, name=None, initializer="zeros"
+    ):
+        # The variables of a SavedModel tower (`keras.layers.TFSMLayer`) have
+        # paths like "conv2d/kernel:0", which Keras would turn into an
+        # invalid slot name.
+        path = str(getattr(reference_variable, "path", ""))
+        if not _NOT_IN_SCOPE_NAMES.search(path.replace("/", "_")):
+            return super().add_variable_from_reference(
+                reference_variable, name, initializer
+            )
+        name = f"{_NOT_IN_SCOPE_NAMES.sub('_', path.replace('/', '_'))}_{name or 'var'}"
+        with tf.device(getattr(reference_variable, "device", None) or ""):
+            return self.add_variable(
+                shape=reference_variable.shape,
+                initializer=initializer,
+                dtype=reference_variable.dtype,
+                name=name,
+            )
 
     def update_step(self, gradient, variable, learning_rate):
         scale = self._scales[self._get_variable_index(variable)]

@@ -1,0 +1,354 @@
+"""Pretrained towers from TF-Hub / Kaggle SavedModels or any SavedModel folder.
+
+A tower is named `hub:<handle or folder>` in the configs. The SavedModel is
+loaded with `keras.layers.TFSMLayer` (`hub.KerasLayer` does not work inside
+Keras 3 models), called through one of its signatures, and one of its
+outputs is taken as the tower's features. Frozen unless `fine_tune`; then its
+trainable variables train with the rest of the model (and are saved in the
+run's `.weights.h5` checkpoints). Exports carry the SavedModel's graph and
+variables inside, so they load with TensorFlow alone.
+"""
+
+import math
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from common.encoders.projection import projection_layer
+from common.layers.validation import check_optional_positive_int
+
+HUB_PREFIX = "hub:"
+PIXEL_SCALES = {
+    # name: (scale, shift) applied to pixels in 0-255
+    "unit": (1.0 / 255.0, 0.0),  # [0, 1], TF-Hub's image convention
+    "symmetric": (2.0 / 255.0, -1.0),  # [-1, 1]
+    "raw": (1.0, 0.0),  # 0-255 as given
+}
+
+
+def hub_handle(choice):
+    """The handle of a `hub:<handle>` tower choice, or `None` for another."""
+    if isinstance(choice, str) and choice.startswith(HUB_PREFIX):
+        handle = choice[len(HUB_PREFIX) :].strip()
+        if not handle:
+            raise ValueError(
+                f"{choice!r} names no SavedModel: use hub:<TF-Hub/Kaggle handle> "
+                "or hub:<local SavedModel folder>."
+            )
+        return handle
+    return None
+
+
+def _looks_local(handle):
+    return handle.startswith(("/", ".", "~")) or os.path.exists(handle)
+
+
+def resolve_saved_model(handle):
+    """A local SavedModel folder for `handle`: the folder itself, or the copy
+    `tensorflow_hub` downloads and caches (under `TFHUB_CACHE_DIR`) for a
+    TF-Hub / Kaggle handle or URL."""
+    if _looks_local(handle):
+        path = os.path.abspath(os.path.expanduser(handle))
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise FileNotFoundError(
+                f"No SavedModel at {path!r} (a folder with saved_model.pb) for "
+                f"the tower hub:{handle}."
+            )
+        return path
+    try:
+        import tensorflow_hub as hub
+
+        path = hub.resolve(handle)
+    except Exception as error:
+        cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise OSError(
+            f"Could not download the SavedModel {handle!r} ({cause}). Without "
+            "the network, download it on another machine and give its folder: "
+            "hub:/path/to/saved_model."
+        ) from None
+    return path
+
+
+def _select(outputs, key, what):
+    """One tensor of a SavedModel's outputs (a dict, or a tensor)."""
+    if not isinstance(outputs, dict):
+        if key is not None:
+            raise ValueError(
+                f"{what} returns one tensor, not a dict: leave its output key "
+                f"unset (received {key!r})."
+            )
+        return outputs
+    if key is None:
+        if len(outputs) == 1:
+            return next(iter(outputs.values()))
+        raise ValueError(
+            f"{what} returns {sorted(outputs)}: choose one with its output key."
+        )
+    if key not in outputs:
+        raise ValueError(f"{what} has no output {key!r}; it returns {sorted(outputs)}.")
+    return outputs[key]
+
+
+def _load(handle, signature, fine_tune, name):
+    path = resolve_saved_model(handle)
+    try:
+        return keras.layers.TFSMLayer(
+            path,
+            call_endpoint=signature,
+            trainable=bool(fine_tune),
+            name=name,
+            dtype="float32",
+        )
+    except ValueError as error:
+        raise ValueError(f"hub:{handle}: {error}") from None
+
+
+@keras.saving.register_keras_serializable(package="common")
+class HubImageEncoder(keras.layers.Layer):
+    """A SavedModel image tower returning region features and a pooled vector.
+
+    The SavedModel takes float images `[B, H, W, 3]`; pixels (0-255 RGB) are
+    scaled by `pixel_scale` first. Its chosen output may be a feature map
+    `[B, h, w, C]` (each cell a region, row-major), a token sequence
+    `[B, N, C]` (N regions; a square N gives a square grid) or a pooled
+    vector `[B, C]` (one region).
+
+    Args:
+        handle: TF-Hub / Kaggle handle or URL, or a local SavedModel folder.
+        image_shape: `(height, width, 3)` the images come in at.
+        signature: the SavedModel's signature or function to call.
+        output_key: the output to take when it returns a dict of several.
+        pixel_scale: `"unit"` ([0, 1]), `"symmetric"` ([-1, 1]) or `"raw"`.
+        fine_tune: train the SavedModel's variables (frozen by default).
+        projection_dim: int or None. Project the features to this size.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        images: `[B, H, W, 3]` uint8 or float pixels in 0-255.
+        training: bool.
+
+    Returns:
+        A dict: `region_features` `[B, R, D]` and `pooled_features` `[B, D]`
+        (the mean of the regions).
+    """
+
+    def __init__(
+        self,
+        handle,
+        image_shape=(224, 224, 3),
+        signature="serving_default",
+        output_key=None,
+        pixel_scale="unit",
+        fine_tune=False,
+        projection_dim=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.handle = str(handle)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.signature = signature
+        self.output_key = output_key
+        if pixel_scale not in PIXEL_SCALES:
+            raise ValueError(
+                f"`pixel_scale` must be one of {sorted(PIXEL_SCALES)}; received "
+                f"{pixel_scale!r}."
+            )
+        self.pixel_scale = pixel_scale
+        self.fine_tune = bool(fine_tune)
+        self.projection_dim = check_optional_positive_int(
+            "projection_dim", projection_dim
+        )
+        self.backbone = _load(self.handle, signature, self.fine_tune, "hub_image")
+        probe = self._features(np.zeros((1,) + self.image_shape, "float32"))
+        if len(probe.shape) not in (2, 3, 4):
+            raise ValueError(
+                f"hub:{self.handle} gives image features of shape "
+                f"{tuple(probe.shape)}: expected [B, h, w, C], [B, N, C] or [B, C]."
+            )
+        shape = tuple(int(d) for d in probe.shape[1:])
+        if len(shape) == 3:
+            self._grid = shape[:2]
+        elif len(shape) == 2:
+            side = math.isqrt(shape[0])
+            self._grid = (side, side) if side * side == shape[0] else (1, shape[0])
+        else:
+            self._grid = (1, 1)
+        self._channels = shape[-1]
+        self.projection = projection_layer(self.projection_dim, self.dtype_policy)
+
+    @property
+    def fine_tunable(self):
+        return self.fine_tune
+
+    @property
+    def feature_dim(self):
+        return self.projection_dim or self._channels
+
+    @property
+    def grid_shape(self):
+        return self._grid
+
+    @property
+    def num_regions(self):
+        return self._grid[0] * self._grid[1]
+
+    def build(self, images_shape=None):
+        if self.projection is not None:
+            self.projection.build((None, self.num_regions, self._channels))
+
+    def preprocess(self, images):
+        scale, shift = PIXEL_SCALES[self.pixel_scale]
+        return ops.cast(images, "float32") * scale + shift
+
+    def _features(self, pixels):
+        outputs = self.backbone(pixels)
+        return _select(outputs, self.output_key, f"hub:{self.handle}")
+
+    def call(self, images, training=None):
+        features = ops.cast(self._features(self.preprocess(images)), "float32")
+        regions = ops.reshape(features, (-1, self.num_regions, self._channels))
+        if self.projection is not None:
+            regions = self.projection(ops.cast(regions, self.compute_dtype))
+        return {
+            "region_features": regions,
+            "pooled_features": ops.mean(regions, axis=1),
+        }
+
+    def compute_output_shape(self, images_shape):
+        batch = images_shape[0]
+        return {
+            "region_features": (batch, self.num_regions, self.feature_dim),
+            "pooled_features": (batch, self.feature_dim),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "handle": self.handle,
+                "image_shape": self.image_shape,
+                "signature": self.signature,
+                "output_key": self.output_key,
+                "pixel_scale": self.pixel_scale,
+                "fine_tune": self.fine_tune,
+                "projection_dim": self.projection_dim,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="common")
+class HubTextEncoder(keras.layers.Layer):
+    """A SavedModel text tower taking raw strings (its tokenizer inside).
+
+    Its chosen output is token features `[B, L, D]` (with a mask output
+    `[B, L]` of real tokens, or every position counted) or a pooled vector
+    `[B, D]` (one token).
+
+    Args:
+        handle: TF-Hub / Kaggle handle or URL, or a local SavedModel folder.
+        signature: the signature or function to call on a string tensor `[B]`.
+        output_key: the features output when it returns a dict of several.
+        mask_key: the output holding the token mask (1 / True = real token).
+        fine_tune: train the SavedModel's variables (frozen by default).
+        projection_dim: int or None. Project the features to this size.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        text: string tensor `[B]` (or `[B, 1]`).
+        training: bool.
+
+    Returns:
+        A dict like `LSTMTextEncoder`'s: `token_features` `[B, L, D]`,
+        `padding_mask` bool `[B, L]` and `pooled_features` `[B, D]` (the mean
+        of the real tokens).
+    """
+
+    def __init__(
+        self,
+        handle,
+        signature="serving_default",
+        output_key=None,
+        mask_key=None,
+        fine_tune=False,
+        projection_dim=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.handle = str(handle)
+        self.signature = signature
+        self.output_key = output_key
+        self.mask_key = mask_key
+        self.fine_tune = bool(fine_tune)
+        self.projection_dim = check_optional_positive_int(
+            "projection_dim", projection_dim
+        )
+        self.backbone = _load(self.handle, signature, self.fine_tune, "hub_text")
+        features, _ = self._outputs(np.array(["a", "b"], dtype=object))
+        if len(features.shape) not in (2, 3):
+            raise ValueError(
+                f"hub:{self.handle} gives text features of shape "
+                f"{tuple(features.shape)}: expected [B, L, D] or [B, D]."
+            )
+        self.sequence_length = int(features.shape[1]) if len(features.shape) == 3 else 1
+        self._channels = int(features.shape[-1])
+        self.projection = projection_layer(self.projection_dim, self.dtype_policy)
+
+    @property
+    def feature_dim(self):
+        return self.projection_dim or self._channels
+
+    def build(self, text_shape=None):
+        if self.projection is not None:
+            self.projection.build((None, self.sequence_length, self._channels))
+
+    def _outputs(self, text):
+        outputs = self.backbone(ops.reshape(text, (-1,)))
+        what = f"hub:{self.handle}"
+        mask = None
+        if self.mask_key is not None:
+            if not isinstance(outputs, dict) or self.mask_key not in outputs:
+                names = sorted(outputs) if isinstance(outputs, dict) else "one tensor"
+                raise ValueError(
+                    f"{what} has no mask output {self.mask_key!r}: {names}."
+                )
+            mask = outputs[self.mask_key]
+            outputs = {k: v for k, v in outputs.items() if k != self.mask_key}
+        return _select(outputs, self.output_key, what), mask
+
+    def call(self, text, training=None):
+        features, mask = self._outputs(text)
+        features = ops.cast(features, "float32")
+        if len(features.shape) == 2:
+            features = features[:, None, :]
+        if mask is None:
+            mask = ops.ones(ops.shape(features)[:2], "bool")
+        else:
+            mask = ops.cast(mask, "bool")
+        if self.projection is not None:
+            features = self.projection(ops.cast(features, self.compute_dtype))
+        weights = ops.cast(mask, features.dtype)[..., None]
+        pooled = ops.sum(features * weights, axis=1) / ops.maximum(
+            ops.sum(weights, axis=1), ops.cast(1.0, features.dtype)
+        )
+        return {
+            "token_features": features,
+            "padding_mask": mask,
+            "pooled_features": pooled,
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "handle": self.handle,
+                "signature": self.signature,
+                "output_key": self.output_key,
+                "mask_key": self.mask_key,
+                "fine_tune": self.fine_tune,
+                "projection_dim": self.projection_dim,
+            }
+        )
+        return config
