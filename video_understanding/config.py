@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from common.encoders.hub_encoders import PIXEL_SCALES, hub_handle
 from common.training import config as common_config
 from common.training.config import (
     check_positive_integers,
@@ -88,6 +89,20 @@ class ModelConfig:
             modality whose loss, times this weight, joins the fused loss in
             training (a guard against one tower fitting and the other
             starving); 0 turns them off.
+        frame_encoder: `vgg16`, or `hub:<TF-Hub/Kaggle handle or local
+            SavedModel folder>`: a pretrained image tower per frame (needs
+            `frame_differences=false`).
+        audio_encoder: `conv1d`, or `hub:<handle or folder>`: a waveform
+            SavedModel (YAMNet-style) whose frames are the audio tokens.
+        hub_signature: signature the hub towers are called through.
+        frame_encoder_output: output key of the hub frame tower.
+        frame_pixel_scale: pixel range the hub frame tower expects: `unit`
+            ([0, 1]), `symmetric` ([-1, 1]) or `raw` (0-255).
+        audio_encoder_output: output key of the hub audio tower.
+        audio_batched: the hub audio tower takes `[B, N]`; false: one
+            waveform `[N]` at a time (YAMNet).
+        fine_tune_hub: train the hub towers (frozen by default), at
+            `training.hub_learning_rate_multiplier` x the base rate.
     """
 
     fusion: str = "cross_attention"
@@ -107,6 +122,14 @@ class ModelConfig:
     audio_filters: tuple = (64, 128)
     time_encoding: bool = False
     auxiliary_weight: float = 0.0
+    frame_encoder: str = "vgg16"
+    audio_encoder: str = "conv1d"
+    hub_signature: str = "serving_default"
+    frame_encoder_output: str | None = None
+    frame_pixel_scale: str = "unit"
+    audio_encoder_output: str | None = None
+    audio_batched: bool = True
+    fine_tune_hub: bool = False
 
 
 @dataclasses.dataclass
@@ -120,10 +143,14 @@ class TrainingConfig(common_config.TrainingConfig):
         audio_learning_rate_multiplier: the Conv1D audio tower's rate as a
             multiple of `learning_rate` (a small log-mel tower learns at
             ~3e-3, which would stall VGG16; `bench/spoken_digits.py`).
+        hub_learning_rate_multiplier: the fine-tuned hub towers' own
+            variables' rate as a multiple of `learning_rate` (in place of
+            their tower's multiplier).
     """
 
     video_learning_rate_multiplier: float = 1.0
     audio_learning_rate_multiplier: float = 30.0
+    hub_learning_rate_multiplier: float = 0.1
 
 
 @dataclasses.dataclass
@@ -160,6 +187,17 @@ class VideoConfig:
                 f"{self.model.modalities!r}."
             )
         self.training.validate()
+        m = self.model
+        if hub_handle(m.frame_encoder) is not None and m.frame_differences:
+            raise ValueError(
+                f"model.frame_encoder={m.frame_encoder} takes 3-channel frames: "
+                "set model.frame_differences=false."
+            )
+        if m.frame_pixel_scale not in PIXEL_SCALES:
+            raise ValueError(
+                f"model.frame_pixel_scale must be one of {sorted(PIXEL_SCALES)}; "
+                f"received {m.frame_pixel_scale!r}."
+            )
         weight = self.model.auxiliary_weight
         if (
             isinstance(weight, bool)
@@ -170,7 +208,7 @@ class VideoConfig:
                 "model.auxiliary_weight must be a number >= 0 (0 turns the "
                 f"per-modality heads off); received {weight!r}."
             )
-        for name in ("video", "audio"):
+        for name in ("video", "audio", "hub"):
             value = getattr(self.training, f"{name}_learning_rate_multiplier")
             if (
                 isinstance(value, bool)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from common.encoders import Conv1DAudioEncoder, VGG16ImageEncoder
+from common.encoders.hub_encoders import HubAudioEncoder, HubImageEncoder, hub_handle
 from common.training.config import arguments_for
 from common.training.prebuilt import PrebuiltModel
 from video_understanding.config import FUSIONS
@@ -12,8 +13,26 @@ from video_understanding.fusion import TIME_FREQUENCIES, FusionMixin
 MODALITIES = (("video", "audio"), ("video",), ("audio",))
 
 
-def _check_arguments(fusion, modalities, weights, frame_differences):
-    """Refuses a fusion, a modality set or a weights choice the model lacks."""
+def _check_arguments(fusion, modalities, weights, frame_differences, towers):
+    """Refuses a fusion, a modality set, a tower or a weights choice the
+    model lacks."""
+    frame_hub = hub_handle(towers["frame_encoder"])
+    if frame_hub is None and towers["frame_encoder"] != "vgg16":
+        raise ValueError(
+            "`frame_encoder` must be 'vgg16' or 'hub:<handle or SavedModel "
+            f"folder>'; received {towers['frame_encoder']!r}."
+        )
+    if hub_handle(towers["audio_encoder"]) is None and towers["audio_encoder"] != (
+        "conv1d"
+    ):
+        raise ValueError(
+            "`audio_encoder` must be 'conv1d' or 'hub:<handle or SavedModel "
+            f"folder>'; received {towers['audio_encoder']!r}."
+        )
+    if frame_hub is not None and frame_differences:
+        raise ValueError(
+            "A hub frame tower takes 3-channel frames: set frame_differences=False."
+        )
     if fusion not in FUSIONS:
         raise ValueError(f"`fusion` must be one of {FUSIONS}; received {fusion!r}.")
     if modalities not in MODALITIES:
@@ -67,6 +86,19 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
             the clip (sines and cosines of its fraction of the clip) to both
             the frame and the audio tokens, so that attention can match
             moments across modalities.
+        frame_encoder: `"vgg16"` or `"hub:<handle or SavedModel folder>"`
+            (a pretrained image tower applied per frame, its pooled output
+            the frame's token; needs `frame_differences=False`).
+        audio_encoder: `"conv1d"` or `"hub:<handle or folder>"` (a
+            waveform SavedModel, e.g. YAMNet-style; its frames are the
+            audio tokens).
+        hub_signature: the signature the hub towers are called through.
+        frame_encoder_output, audio_encoder_output: their output keys.
+        frame_pixel_scale: pixel range the hub frame tower expects
+            (`"unit"`, `"symmetric"`, `"raw"`).
+        audio_batched: the hub audio tower takes `[B, N]`; `False`: one
+            waveform at a time (YAMNet).
+        fine_tune_hub: train the hub towers (frozen by default).
         auxiliary_weight: when > 0 and both modalities are used, a
             classifier per modality on its own pooled tokens (before modality
             dropout) whose cross-entropy, times this weight, is added to the
@@ -115,11 +147,29 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
         audio_filters=(64, 128),
         time_encoding=False,
         auxiliary_weight=0.0,
+        frame_encoder="vgg16",
+        audio_encoder="conv1d",
+        hub_signature="serving_default",
+        frame_encoder_output=None,
+        frame_pixel_scale="unit",
+        audio_encoder_output=None,
+        audio_batched=True,
+        fine_tune_hub=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         modalities = tuple(modalities)
-        _check_arguments(fusion, modalities, weights, frame_differences)
+        self.towers = {
+            "frame_encoder": str(frame_encoder),
+            "audio_encoder": str(audio_encoder),
+            "hub_signature": hub_signature,
+            "frame_encoder_output": frame_encoder_output,
+            "frame_pixel_scale": frame_pixel_scale,
+            "audio_encoder_output": audio_encoder_output,
+            "audio_batched": bool(audio_batched),
+            "fine_tune_hub": bool(fine_tune_hub),
+        }
+        _check_arguments(fusion, modalities, weights, frame_differences, self.towers)
         self.num_classes = int(num_classes)
         self.num_frames = int(num_frames)
         self.frame_size = int(frame_size)
@@ -168,9 +218,26 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
         self.seed_generator = keras.random.SeedGenerator(1337)
 
     def _build_towers(self, weights):
-        """The frame tower (VGG16 per frame) and the audio tower (Conv1D)."""
+        """The frame tower (VGG16 or a hub model per frame) and the audio
+        tower (Conv1D or a hub model)."""
         channels = 6 if self.frame_differences else 3
-        if self.use_video:
+        t = self.towers
+        frame_hub, audio_hub = (
+            hub_handle(t["frame_encoder"]),
+            hub_handle(t["audio_encoder"]),
+        )
+        if self.use_video and frame_hub is not None:
+            self.frame_encoder = HubImageEncoder(
+                frame_hub,
+                (self.frame_size, self.frame_size, 3),
+                signature=t["hub_signature"],
+                output_key=t["frame_encoder_output"],
+                pixel_scale=t["frame_pixel_scale"],
+                fine_tune=t["fine_tune_hub"],
+                projection_dim=self.hidden_dim,
+                name="frame_encoder",
+            )
+        elif self.use_video:
             self.frame_encoder = VGG16ImageEncoder(
                 (self.frame_size, self.frame_size, channels),
                 weights=weights,
@@ -178,7 +245,18 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
                 projection_dim=self.hidden_dim,
                 name="frame_encoder",
             )
-        if self.use_audio:
+        if self.use_audio and audio_hub is not None:
+            self.audio_encoder = HubAudioEncoder(
+                audio_hub,
+                signature=t["hub_signature"],
+                output_key=t["audio_encoder_output"],
+                batched=t["audio_batched"],
+                fine_tune=t["fine_tune_hub"],
+                projection_dim=self.hidden_dim,
+                probe_samples=self.sample_rate,
+                name="audio_encoder",
+            )
+        elif self.use_audio:
             self.audio_encoder = Conv1DAudioEncoder(
                 sample_rate=self.sample_rate,
                 num_mel_bins=self.num_mel_bins,
@@ -336,6 +414,7 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
                 "audio_filters": list(self.audio_filters),
                 "time_encoding": self.time_encoding,
                 "auxiliary_weight": self.auxiliary_weight,
+                **self.towers,
             }
         )
         return config

@@ -122,6 +122,16 @@ def compile_model(model, config, steps_per_epoch, multi_label):
         )
         if hasattr(model, layer) and multiplier != 1.0
     ]
+    # A fine-tuned hub tower's own variables step at the hub rate (the
+    # later group wins in `TowerAdamW`).
+    towers += [
+        (
+            getattr(model, layer).backbone.trainable_variables,
+            t.hub_learning_rate_multiplier,
+        )
+        for layer in ("frame_encoder", "audio_encoder")
+        if getattr(getattr(model, layer, None), "fine_tune", False)
+    ]
     model.compile(
         optimizer=TowerAdamW(
             towers, learning_rate=schedule, weight_decay=t.weight_decay

@@ -352,3 +352,120 @@ class HubTextEncoder(keras.layers.Layer):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="common")
+class HubAudioEncoder(keras.layers.Layer):
+    """A SavedModel audio tower taking the waveform (e.g. a YAMNet-style
+    model: 16 kHz float samples in [-1, 1]).
+
+    Its chosen output is per-frame features (`[B, T, D]`, or `[T, D]` per
+    clip for a model that takes one unbatched waveform) or a pooled vector
+    (`[B, D]`: one frame).
+
+    Args:
+        handle: TF-Hub / Kaggle handle or URL, or a local SavedModel folder.
+        signature: the signature or function to call.
+        output_key: the output to take when it returns a dict of several.
+        batched: the SavedModel takes `[B, N]`; `False`: one waveform `[N]`
+            at a time (as YAMNet does), called per clip.
+        fine_tune: train the SavedModel's variables (frozen by default).
+        projection_dim: int or None. Project the features to this size.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        audio: float32 `[B, N]` waveforms.
+        training: bool.
+
+    Returns:
+        A dict like `Conv1DAudioEncoder`'s: `frame_features` `[B, T, D]` and
+        `pooled_features` `[B, D]`.
+    """
+
+    def __init__(
+        self,
+        handle,
+        signature="serving_default",
+        output_key=None,
+        batched=True,
+        fine_tune=False,
+        projection_dim=None,
+        probe_samples=16000,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.handle = str(handle)
+        self.signature = signature
+        self.output_key = output_key
+        self.batched = bool(batched)
+        self.fine_tune = bool(fine_tune)
+        self.projection_dim = check_optional_positive_int(
+            "projection_dim", projection_dim
+        )
+        self.backbone = _load(self.handle, signature, self.fine_tune, "hub_audio")
+        probe = np.zeros(
+            (1, int(probe_samples)) if self.batched else (int(probe_samples),)
+        )
+        features = self._one(probe.astype("float32"))
+        if len(features.shape) not in ((2, 3) if self.batched else (1, 2)):
+            raise ValueError(
+                f"hub:{self.handle} gives audio features of shape "
+                f"{tuple(features.shape)}: expected [B, T, D] or [B, D] (batched), "
+                "[T, D] or [D] (one waveform at a time)."
+            )
+        self._channels = int(features.shape[-1])
+        self.projection = projection_layer(self.projection_dim, self.dtype_policy)
+
+    @property
+    def fine_tunable(self):
+        return self.fine_tune
+
+    @property
+    def feature_dim(self):
+        return self.projection_dim or self._channels
+
+    def build(self, audio_shape=None):
+        if self.projection is not None:
+            self.projection.build((None, None, self._channels))
+
+    def _one(self, waveform):
+        return _select(self.backbone(waveform), self.output_key, f"hub:{self.handle}")
+
+    def _features(self, audio):
+        """`[B, T, D]` float32 features of `[B, N]` waveforms."""
+        import tensorflow as tf
+
+        audio = ops.cast(audio, "float32")
+        if self.batched:
+            features = ops.cast(self._one(audio), "float32")
+            return features if len(features.shape) == 3 else features[:, None, :]
+        signature = tf.TensorSpec((None, self._channels), tf.float32)
+
+        def per_clip(waveform):
+            out = ops.cast(self._one(waveform), "float32")
+            return out[None, :] if len(out.shape) == 1 else out
+
+        return tf.map_fn(per_clip, audio, fn_output_signature=signature)
+
+    def call(self, audio, training=None):
+        features = self._features(audio)
+        if self.projection is not None:
+            features = self.projection(ops.cast(features, self.compute_dtype))
+        return {
+            "frame_features": features,
+            "pooled_features": ops.mean(features, axis=1),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "handle": self.handle,
+                "signature": self.signature,
+                "output_key": self.output_key,
+                "batched": self.batched,
+                "fine_tune": self.fine_tune,
+                "projection_dim": self.projection_dim,
+            }
+        )
+        return config

@@ -1,0 +1,152 @@
+"""SavedModel frame and audio towers (`hub:<folder>`) in the video model:
+tiny TF-Hub-style SavedModels written here, trained with, exported and
+reloaded with TensorFlow alone."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common.encoders.hub_encoders import HubAudioEncoder
+from common.testing import TestCase
+from tests.video_understanding.test_train import TINY
+from video_understanding.__main__ import main
+
+WINDOW = 400  # samples per audio frame of the test towers
+
+
+class _AudioTower(tf.Module):
+    """Waveforms -> per-window features `waveform[window] @ W` (`frames`
+    `[B, T, 6]`, or `[T, 6]` and `scores` for one unbatched waveform, as
+    YAMNet returns)."""
+
+    def __init__(self, batched):
+        super().__init__()
+        rng = np.random.default_rng(3)
+        self.kernel = tf.Variable(rng.normal(size=(WINDOW, 6)).astype("float32"))
+        spec = tf.TensorSpec([None, None] if batched else [None], tf.float32)
+        self.serve = tf.function(self._batched if batched else self._one, [spec])
+
+    def _windows(self, waveform):
+        count = tf.shape(waveform)[-1] // WINDOW
+        return waveform[..., : count * WINDOW], count
+
+    def _batched(self, waveform):
+        cut, count = self._windows(waveform)
+        frames = tf.reshape(cut, [tf.shape(waveform)[0], count, WINDOW])
+        return {"frames": tf.einsum("btw,wd->btd", frames, self.kernel)}
+
+    def _one(self, waveform):
+        cut, count = self._windows(waveform)
+        embeddings = tf.reshape(cut, [count, WINDOW]) @ self.kernel
+        return {"embeddings": embeddings, "scores": embeddings[:, :2]}
+
+
+def write_audio_tower(path, batched=True):
+    tower = _AudioTower(batched)
+    tf.saved_model.save(tower, path, signatures={"serving_default": tower.serve})
+    return tower.kernel.numpy()
+
+
+def audio_reference(kernel, audio):
+    count = audio.shape[1] // WINDOW
+    return audio[:, : count * WINDOW].reshape(len(audio), count, WINDOW) @ kernel
+
+
+def write_frame_tower(path):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(6, 3, strides=4, padding="same", activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    model.export(path, verbose=False)
+
+
+class HubAudioEncoderTest(TestCase):
+    def test_batched_and_one_waveform_at_a_time(self):
+        audio = np.random.default_rng(4).normal(size=(3, 2000)).astype("float32")
+        for batched, key in ((True, None), (False, "embeddings")):
+            path = os.path.join(self.get_temp_dir(), f"audio_{batched}")
+            kernel = write_audio_tower(path, batched)
+            encoder = HubAudioEncoder(path, output_key=key, batched=batched)
+            out = encoder(audio)
+            expected = audio_reference(kernel, audio)
+            np.testing.assert_allclose(
+                out["frame_features"], expected, rtol=1e-4, atol=1e-4
+            )
+            np.testing.assert_allclose(
+                out["pooled_features"], expected.mean(axis=1), rtol=1e-4, atol=1e-4
+            )
+
+    def test_one_waveform_tower_needs_its_output_key(self):
+        path = os.path.join(self.get_temp_dir(), "yamnet_like")
+        write_audio_tower(path, batched=False)
+        with self.assertRaisesRegex(ValueError, "embeddings.*scores"):
+            HubAudioEncoder(path, batched=False)
+
+
+class HubTowersInVideoTrainingTest(TestCase):
+    def test_train_export_reload_with_tf_alone(self):
+        tmp = self.get_temp_dir()
+        frames_path, audio_path = (os.path.join(tmp, n) for n in ("frames", "audio"))
+        write_frame_tower(frames_path)
+        kernel = write_audio_tower(audio_path, batched=False)
+        run = os.path.join(tmp, "run")
+        args = ["train", "--output", run, "--verbose", "0"]
+        for override in [
+            *TINY,
+            f"model.frame_encoder=hub:{frames_path}",
+            f"model.audio_encoder=hub:{audio_path}",
+            "model.audio_encoder_output=embeddings",
+            "model.audio_batched=false",
+            "model.frame_differences=false",
+        ]:
+            args += ["--set", override]
+        self.assertEqual(main(args), 0)
+
+        from video_understanding.model import load_trained_model
+
+        _, model, _, _ = load_trained_model(run)
+        # frozen by default: the towers' variables are the files' own
+        np.testing.assert_array_equal(
+            model.audio_encoder.backbone.weights[0].numpy(), kernel
+        )
+        models = os.path.join(tmp, "saved_models")
+        self.assertEqual(main(["export", "--run", run, "--output", models]), 0)
+        rng = np.random.default_rng(5)
+        frames = rng.integers(0, 256, (2, 2, 32, 32, 3)).astype("uint8")
+        audio = rng.normal(size=(2, 16000)).astype("float32") * 0.1
+        expected = model({"frames": frames, "audio": audio}).numpy()
+        np.save(os.path.join(tmp, "frames.npy"), frames)
+        np.save(os.path.join(tmp, "audio.npy"), audio)
+        for path in (frames_path, audio_path):
+            os.rename(path, path + ".moved")
+        script = textwrap.dedent(f"""
+            import sys
+            import numpy as np
+            import tensorflow as tf
+            serve = tf.saved_model.load({os.path.join(models, "1")!r}).signatures[
+                "serving_default"]
+            out = serve(frames=tf.constant(np.load({os.path.join(tmp, "frames.npy")!r})),
+                        audio=tf.constant(np.load({os.path.join(tmp, "audio.npy")!r})))
+            np.save({os.path.join(tmp, "out.npy")!r}, out["probabilities"].numpy())
+            mine = [n for n in sys.modules
+                    if n.split(".")[0] in ("common", "video_understanding")]
+            sys.exit("imported project modules: %s" % mine if mine else 0)
+        """)
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        np.testing.assert_allclose(
+            np.load(os.path.join(tmp, "out.npy")), expected, atol=1e-5
+        )
+
+    def test_a_hub_frame_tower_refuses_frame_differences(self):
+        path = os.path.join(self.get_temp_dir(), "frames")
+        write_frame_tower(path)
+        run = os.path.join(self.get_temp_dir(), "run")
+        args = ["train", "--output", run, "--set", f"model.frame_encoder=hub:{path}"]
+        self.assertEqual(main(args), 2)
