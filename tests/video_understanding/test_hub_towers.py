@@ -129,8 +129,10 @@ class HubTowersInVideoTrainingTest(TestCase):
             import tensorflow as tf
             serve = tf.saved_model.load({os.path.join(models, "1")!r}).signatures[
                 "serving_default"]
-            out = serve(frames=tf.constant(np.load({os.path.join(tmp, "frames.npy")!r})),
-                        audio=tf.constant(np.load({os.path.join(tmp, "audio.npy")!r})))
+            folder = {tmp!r}
+            out = serve(
+                frames=tf.constant(np.load(folder + "/frames.npy")),
+                audio=tf.constant(np.load(folder + "/audio.npy")))
             np.save({os.path.join(tmp, "out.npy")!r}, out["probabilities"].numpy())
             mine = [n for n in sys.modules
                     if n.split(".")[0] in ("common", "video_understanding")]
