@@ -3,7 +3,7 @@
 import dataclasses
 
 from common.data.limits import MAX_IMAGE_PIXELS
-from common.encoders.hub_encoders import PIXEL_SCALES, hub_handle
+from common.towers import PIXEL_SCALES, hub_handle
 from common.training import config as common_config
 from common.training.config import (
     check_positive_integers,

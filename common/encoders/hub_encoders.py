@@ -18,27 +18,7 @@ from keras import ops
 
 from common.encoders.projection import projection_layer
 from common.layers.validation import check_optional_positive_int
-
-HUB_PREFIX = "hub:"
-PIXEL_SCALES = {
-    # name: (scale, shift) applied to pixels in 0-255
-    "unit": (1.0 / 255.0, 0.0),  # [0, 1], TF-Hub's image convention
-    "symmetric": (2.0 / 255.0, -1.0),  # [-1, 1]
-    "raw": (1.0, 0.0),  # 0-255 as given
-}
-
-
-def hub_handle(choice):
-    """The handle of a `hub:<handle>` tower choice, or `None` for another."""
-    if isinstance(choice, str) and choice.startswith(HUB_PREFIX):
-        handle = choice[len(HUB_PREFIX) :].strip()
-        if not handle:
-            raise ValueError(
-                f"{choice!r} names no SavedModel: use hub:<TF-Hub/Kaggle handle> "
-                "or hub:<local SavedModel folder>."
-            )
-        return handle
-    return None
+from common.towers import PIXEL_SCALES, hub_handle  # noqa: F401 (re-exported)
 
 
 def _looks_local(handle):

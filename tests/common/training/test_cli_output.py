@@ -42,6 +42,15 @@ class QuietStartTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, out.stderr)
         self.assertTrue(lines[0].startswith("error: No SavedModel at"), lines)
 
+    def test_help_writes_nothing_on_stderr(self):
+        # The configs behind the help (tower choices included) load without
+        # TensorFlow, which would print its start-up lines first.
+        for app, command in (("retrieval", "train"), ("video_understanding", "ablate")):
+            out = run_python(["-m", app, command, "--help"])
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("--set", out.stdout)
+            self.assertEqual(out.stderr, "", f"{app} {command} --help")
+
     def test_tensorflow_loads_quietly_unless_its_logs_are_asked_for(self):
         quiet = run_python(["-c", PROBE, "word"])
         self.assertEqual(quiet.stdout.split(), ["3", "True"], quiet.stderr)

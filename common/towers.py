@@ -1,0 +1,24 @@
+"""Tower choices of the configs: `hub:<handle or folder>` names a pretrained
+SavedModel tower (`common.encoders.hub_encoders`). Free of TensorFlow, so
+the configs and command lines can check them before TensorFlow loads."""
+
+HUB_PREFIX = "hub:"
+PIXEL_SCALES = {
+    # name: (scale, shift) applied to pixels in 0-255
+    "unit": (1.0 / 255.0, 0.0),  # [0, 1], TF-Hub's image convention
+    "symmetric": (2.0 / 255.0, -1.0),  # [-1, 1]
+    "raw": (1.0, 0.0),  # 0-255 as given
+}
+
+
+def hub_handle(choice):
+    """The handle of a `hub:<handle>` tower choice, or `None` for another."""
+    if isinstance(choice, str) and choice.startswith(HUB_PREFIX):
+        handle = choice[len(HUB_PREFIX) :].strip()
+        if not handle:
+            raise ValueError(
+                f"{choice!r} names no SavedModel: use hub:<TF-Hub/Kaggle handle> "
+                "or hub:<local SavedModel folder>."
+            )
+        return handle
+    return None
