@@ -43,17 +43,25 @@ setup(
         # the web page (`python -m common.web`): an ASGI app and its server
         "starlette>=0.40,<2",
         "uvicorn>=0.30,<1",
+        # hub:<handle> towers: TF-Hub / Kaggle downloads, resolved and cached
+        "tensorflow-hub>=0.16,<0.17",
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
         # kept for `pip install .[serving]` in older instructions; now core.
         "serving": ["tensorflow-serving-api==2.21.*"],
+        # kept for `pip install .[hub]` in older instructions; now core.
         "hub": ["tensorflow-hub>=0.16,<0.17"],
+        # keras_hub:<preset> towers (CLIP, SigLIP); their tokenizers run on
+        # TensorFlow Text ops
+        "keras_hub": ["keras-hub>=0.32,<0.33", "tensorflow-text==2.21.*"],
         # the tests load the exports with tensorflow_hub too
         "dev": [
             "pytest>=8,<10",
             "ruff>=0.6",
             "tensorflow-hub>=0.16,<0.17",
+            "keras-hub>=0.32,<0.33",
+            "tensorflow-text==2.21.*",
             # the web page's browser tests drive the system's Chromium
             "selenium>=4.20,<5",
         ],

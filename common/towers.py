@@ -22,3 +22,26 @@ def hub_handle(choice):
             )
         return handle
     return None
+
+
+KERAS_HUB_PREFIX = "keras_hub:"
+
+
+def keras_hub_preset(choice):
+    """The preset of a `keras_hub:<preset name or folder>` tower choice, or
+    `None` for another."""
+    if isinstance(choice, str) and choice.startswith(KERAS_HUB_PREFIX):
+        preset = choice[len(KERAS_HUB_PREFIX) :].strip()
+        if not preset:
+            raise ValueError(
+                f"{choice!r} names no preset: use keras_hub:<preset name, e.g. "
+                "clip_vit_base_patch16> or keras_hub:<local preset folder>."
+            )
+        return preset
+    return None
+
+
+def pretrained_choice(choice):
+    """Whether a tower choice names a pretrained tower (`hub:` or
+    `keras_hub:`)."""
+    return hub_handle(choice) is not None or keras_hub_preset(choice) is not None

@@ -3,7 +3,7 @@
 import dataclasses
 
 from common.data.limits import MAX_IMAGE_PIXELS
-from common.towers import PIXEL_SCALES, hub_handle
+from common.towers import PIXEL_SCALES, pretrained_choice
 from common.training import config as common_config
 from common.training.config import (
     check_positive_integers,
@@ -57,9 +57,12 @@ class ModelConfig:
         dropout_rate: dropout in the text encoder and attention.
         image_encoder: `vgg16`, or `hub:<TF-Hub/Kaggle handle or local
             SavedModel folder>` (a pretrained image tower; its feature map
-            cells become the regions, a pooled vector one region).
+            cells become the regions, a pooled vector one region), or
+            `keras_hub:<preset name or local preset folder>` (a CLIP/SigLIP
+            preset's vision encoder; its patch tokens are the regions).
         text_encoder: `lstm`, or `hub:<handle or folder>` (a SavedModel
-            taking strings, tokenizer inside).
+            taking strings, tokenizer inside), or `keras_hub:<preset or
+            folder>` (a CLIP/SigLIP preset's text encoder and tokenizer).
         hub_signature: signature the hub towers are called through.
         image_encoder_output: output key of the hub image tower (when it
             returns several).
@@ -176,16 +179,18 @@ class RetrievalConfig:
                 "training.batch_size must be >= 2 (in-batch negatives); received "
                 f"{t.batch_size}."
             )
-        image_hub = hub_handle(m.image_encoder)
-        if image_hub is None and m.image_encoder != "vgg16":
+        image_pretrained = pretrained_choice(m.image_encoder)
+        if not image_pretrained and m.image_encoder != "vgg16":
             raise ValueError(
-                "model.image_encoder must be vgg16 or hub:<TF-Hub/Kaggle handle or "
-                f"SavedModel folder>; received {m.image_encoder!r}."
+                "model.image_encoder must be vgg16, hub:<TF-Hub/Kaggle handle or "
+                "SavedModel folder> or keras_hub:<preset or preset folder>; "
+                f"received {m.image_encoder!r}."
             )
-        if hub_handle(m.text_encoder) is None and m.text_encoder != "lstm":
+        if not pretrained_choice(m.text_encoder) and m.text_encoder != "lstm":
             raise ValueError(
-                "model.text_encoder must be lstm or hub:<TF-Hub/Kaggle handle or "
-                f"SavedModel folder>; received {m.text_encoder!r}."
+                "model.text_encoder must be lstm, hub:<TF-Hub/Kaggle handle or "
+                "SavedModel folder> or keras_hub:<preset or preset folder>; "
+                f"received {m.text_encoder!r}."
             )
         if m.image_pixel_scale not in PIXEL_SCALES:
             raise ValueError(
@@ -202,8 +207,8 @@ class RetrievalConfig:
                 "training.matching_learning_rate_multiplier must be positive; "
                 f"received {t.matching_learning_rate_multiplier}."
             )
-        if image_hub is not None:
-            # The SavedModel's output decides the region grid (any, even one
+        if image_pretrained:
+            # The pretrained tower's output decides the region grid (any, even one
             # pooled vector); VGG16's settings do not apply.
             return self
         if t.freeze_backbone_epochs and m.weights in (None, "none", "None"):

@@ -6,6 +6,7 @@ from keras import ops
 from common.encoders import LSTMTextEncoder, VGG16ImageEncoder
 from common.encoders.hub_encoders import HubImageEncoder, HubTextEncoder, hub_handle
 from common.losses import ContrastiveLoss, hard_negative_triplet_loss
+from common.towers import keras_hub_preset
 from common.training.config import arguments_for
 from common.training.prebuilt import PrebuiltModel
 from retrieval.matching import (
@@ -58,12 +59,16 @@ class ImageTextRetrievalModel(PrebuiltModel):
         loss: `"contrastive"` or `"triplet"`.
         margin: margin of the triplet loss.
         matching_loss_weight: weight of the matching loss.
-        image_encoder: `"vgg16"` or `"hub:<handle or SavedModel folder>"`
-            (`common.encoders.hub_encoders.HubImageEncoder`; `weights` and
-            `feature_layer` are then unused).
-        text_encoder: `"lstm"` or `"hub:<handle or folder>"` (a SavedModel
-            taking strings, its tokenizer inside; the vocabulary settings
-            are then unused and `sequence_length` is the SavedModel's).
+        image_encoder: `"vgg16"`, `"hub:<handle or SavedModel folder>"`
+            (`common.encoders.hub_encoders.HubImageEncoder`) or
+            `"keras_hub:<preset or folder>"` (a CLIP/SigLIP vision encoder,
+            `common.encoders.keras_hub_encoders`); `weights` and
+            `feature_layer` are then unused.
+        text_encoder: `"lstm"`, `"hub:<handle or folder>"` (a SavedModel
+            taking strings, its tokenizer inside; `sequence_length` is then
+            the SavedModel's) or `"keras_hub:<preset or folder>"` (the
+            preset's text encoder and tokenizer); the vocabulary settings
+            are then unused.
         hub_signature: the signature the hub towers are called through.
         image_encoder_output: the hub image tower's output key.
         image_pixel_scale: pixel range the hub image tower expects:
@@ -161,7 +166,19 @@ class ImageTextRetrievalModel(PrebuiltModel):
             "fine_tune_hub": bool(fine_tune_hub),
         }
         image_hub, text_hub = hub_handle(image_encoder), hub_handle(text_encoder)
-        if image_hub is not None:
+        image_preset = keras_hub_preset(image_encoder)
+        text_preset = keras_hub_preset(text_encoder)
+        if image_preset is not None:
+            from common.encoders.keras_hub_encoders import KerasHubImageEncoder
+
+            self.image_encoder = KerasHubImageEncoder(
+                image_preset,
+                self.image_shape,
+                fine_tune=fine_tune_hub,
+                projection_dim=self.embedding_dim,
+                name="image_encoder",
+            )
+        elif image_hub is not None:
             self.image_encoder = HubImageEncoder(
                 image_hub,
                 self.image_shape,
@@ -185,7 +202,18 @@ class ImageTextRetrievalModel(PrebuiltModel):
                 "`image_encoder` must be 'vgg16' or 'hub:<handle or SavedModel "
                 f"folder>'; received {image_encoder!r}."
             )
-        if text_hub is not None:
+        if text_preset is not None:
+            from common.encoders.keras_hub_encoders import KerasHubTextEncoder
+
+            self.text_encoder = KerasHubTextEncoder(
+                text_preset,
+                sequence_length=self.sequence_length,
+                fine_tune=fine_tune_hub,
+                projection_dim=self.embedding_dim,
+                name="text_encoder",
+            )
+            self.vocabulary_size = None
+        elif text_hub is not None:
             self.text_encoder = HubTextEncoder(
                 text_hub,
                 signature=hub_signature,

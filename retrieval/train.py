@@ -8,7 +8,7 @@ import keras
 from common.data.cache import choose_cache
 from common.data.files import write_atomically
 from common.encoders import LSTMTextEncoder
-from common.encoders.hub_encoders import HubImageEncoder, HubTextEncoder, hub_handle
+from common.towers import pretrained_choice
 from common.training import (
     file_split,
     finish_training,
@@ -92,7 +92,7 @@ def resolve_data(config, run, data_path):
 def adapt_vocabulary(config, captions):
     """The vocabulary the model's text encoder learns from `captions` (none
     for a hub text tower, which brings its own tokenizer)."""
-    if hub_handle(config.model.text_encoder) is not None:
+    if pretrained_choice(config.model.text_encoder):
         return []
     encoder = LSTMTextEncoder(
         vocabulary_size=config.model.vocabulary_size,
@@ -112,7 +112,7 @@ def _optimizer(config, steps_per_epoch, epochs, model):
     schedule = warmup_cosine(t.learning_rate, t.warmup_steps, steps_per_epoch * epochs)
     groups = [(model.matcher.trainable_variables, t.matching_learning_rate_multiplier)]
     for encoder in (model.image_encoder, model.text_encoder):
-        if isinstance(encoder, (HubImageEncoder, HubTextEncoder)):
+        if getattr(encoder, "fine_tune", False):
             groups.append(
                 (encoder.backbone.trainable_variables, t.hub_learning_rate_multiplier)
             )

@@ -1,0 +1,201 @@
+"""keras-hub CLIP and SigLIP towers (`keras_hub:<preset folder>`): backbones
+built here from small configs with random weights (no download), saved as
+local presets, trained with `fit`, exported and reloaded."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import tensorflow as tf
+
+from common.testing import TestCase
+from retrieval.__main__ import main
+from retrieval.model import load_trained_model
+from tests.retrieval.helpers import TINY_OVERRIDES
+
+CAPTIONS = [
+    "a big red circle at the top left",
+    "there is a small blue square in the centre",
+    "the bottom right of the picture has a green triangle",
+    "tiny yellow square located left",
+    "an image with one purple circle that is huge at the middle",
+    "a large orange triangle at the upper right",
+]
+
+
+def clip_preset(folder):
+    import keras_hub
+
+    vision = keras_hub.models.CLIPVisionEncoder(
+        patch_size=8,
+        hidden_dim=16,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=32,
+        image_shape=(32, 32, 3),
+    )
+    words = sorted({w for c in CAPTIONS for w in c.split()})
+    vocabulary = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    # every word whole, and every letter (alone and word-final): any caption
+    # tokenizes without unknown pieces
+    pieces = [f"{w}</w>" for w in words] + letters + [f"{c}</w>" for c in letters]
+    for piece in pieces + ["re"]:
+        vocabulary.setdefault(piece, len(vocabulary))
+    text = keras_hub.models.CLIPTextEncoder(
+        vocabulary_size=len(vocabulary),
+        embedding_dim=16,
+        hidden_dim=16,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=32,
+        max_sequence_length=8,
+    )
+    backbone = keras_hub.models.CLIPBackbone(vision, text, projection_dim=12)
+    tokenizer = keras_hub.models.CLIPTokenizer(vocabulary=vocabulary, merges=["r e"])
+    converter = keras_hub.layers.CLIPImageConverter(
+        image_size=(32, 32), scale=1 / 255.0
+    )
+    for part in (backbone, tokenizer, converter):
+        part.save_to_preset(folder)
+    return backbone
+
+
+def siglip_preset(folder):
+    import keras_hub
+    import sentencepiece
+
+    proto = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(CAPTIONS * 10),
+        model_writer=proto,
+        vocab_size=36,
+        pad_id=0,
+        unk_id=1,
+        bos_id=-1,
+        eos_id=2,
+        pad_piece="<pad>",
+        unk_piece="<unk>",
+        eos_piece="</s>",
+        model_type="word",
+        minloglevel=2,
+    )
+    vision = keras_hub.models.SigLIPVisionEncoder(
+        patch_size=8,
+        hidden_dim=16,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=32,
+        image_shape=(32, 32, 3),
+    )
+    text = keras_hub.models.SigLIPTextEncoder(
+        vocabulary_size=36,
+        embedding_dim=16,
+        hidden_dim=16,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=32,
+        max_sequence_length=8,
+    )
+    backbone = keras_hub.models.SigLIPBackbone(vision, text)
+    tokenizer = keras_hub.models.SigLIPTokenizer(proto=proto.getvalue())
+    converter = keras_hub.layers.SigLIPImageConverter(
+        image_size=(32, 32), scale=1 / 127.5, offset=-1.0
+    )
+    for part in (backbone, tokenizer, converter):
+        part.save_to_preset(folder)
+    return backbone
+
+
+class KerasHubTowersTest(TestCase):
+    def run_family(self, write_preset, fine_tune):
+        tmp = self.get_temp_dir()
+        preset = os.path.join(tmp, "preset")
+        backbone = write_preset(preset)
+        run = os.path.join(tmp, "run")
+        args = ["train", "--preset", "demo", "--output", run, "--verbose", "0"]
+        for override in [
+            *TINY_OVERRIDES,
+            f"model.image_encoder=keras_hub:{preset}",
+            f"model.text_encoder=keras_hub:{preset}",
+            f"model.fine_tune_hub={str(fine_tune).lower()}",
+            "training.learning_rate=0.003",
+            "training.steps_per_epoch=3",
+        ]:
+            args += ["--set", override]
+        self.assertEqual(main(args), 0)
+        with open(os.path.join(run, "history.csv")) as f:
+            losses = [float(row.split(",")[1]) for row in f.read().split()[1:]]
+        header = open(os.path.join(run, "history.csv")).readline()
+        self.assertTrue(header.split(",")[1] == "global_loss", header)
+        self.assertNotEqual(losses[0], losses[-1])
+        _, model = load_trained_model(run)
+        initial = [v.numpy() for v in backbone.weights]
+        vision = model.image_encoder.backbone
+        text = model.text_encoder.backbone
+        tower_weights = [v.numpy() for v in vision.weights + text.weights]
+        moved = [
+            not any(w.shape == v.shape and np.array_equal(w, v) for v in initial)
+            for w in tower_weights
+        ]
+        return run, model, moved
+
+    def check_export(self, run, model):
+        exported = os.path.join(self.get_temp_dir(), "export")
+        self.assertEqual(main(["export", "--run", run, "--output", exported]), 0)
+        version = os.path.join(exported, sorted(os.listdir(exported))[-1])
+        texts = ["a big red circle", "small blue square"]
+        pixels = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3))
+        expected_text = model.encode_texts(tf.constant(texts))["embeddings"].numpy()
+        expected_image = model.encode_images(pixels.astype("uint8"))[
+            "embeddings"
+        ].numpy()
+        out = os.path.join(self.get_temp_dir(), "out.npz")
+        script = textwrap.dedent(f"""
+            import sys
+            import numpy as np
+            import tensorflow as tf
+            import tensorflow_text  # the tokenizer's ops
+            m = tf.saved_model.load({version!r})
+            pixels = tf.constant(np.array({pixels.tolist()!r}, dtype="uint8"))
+            np.savez({out!r},
+                text=m.signatures["embed_text"](text=tf.constant({texts!r}))[
+                    "embeddings"].numpy(),
+                image=m.signatures["embed_image_pixels"](images=pixels)[
+                    "embeddings"].numpy())
+            mine = [n for n in sys.modules
+                    if n.split(".")[0] in ("common", "retrieval", "keras_hub")]
+            sys.exit("imported: %s" % mine if mine else 0)
+        """)
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with np.load(out) as actual:
+            np.testing.assert_allclose(actual["text"], expected_text, atol=1e-5)
+            np.testing.assert_allclose(actual["image"], expected_image, atol=1e-5)
+
+    def test_clip_frozen_trains_the_rest_and_exports(self):
+        run, model, moved = self.run_family(clip_preset, fine_tune=False)
+        self.assertFalse(any(moved), moved)
+        self.assertEqual(model.grid_shape, (4, 4))  # the class token dropped
+        with open(os.path.join(run, "config.json")) as f:
+            self.assertIn("keras_hub:", json.load(f)["model"]["text_encoder"])
+        self.check_export(run, model)
+
+    def test_siglip_fine_tuned_moves_and_exports(self):
+        run, model, moved = self.run_family(siglip_preset, fine_tune=True)
+        self.assertGreater(np.mean(moved), 0.9, moved)
+        self.assertEqual(model.grid_shape, (4, 4))
+        self.check_export(run, model)
+
+    def test_a_missing_preset_folder_is_named(self):
+        from common.encoders.keras_hub_encoders import KerasHubImageEncoder
+
+        missing = os.path.join(self.get_temp_dir(), "no_preset")
+        with self.assertRaisesRegex(FileNotFoundError, "no_preset.*config.json"):
+            KerasHubImageEncoder(missing, (32, 32, 3))
