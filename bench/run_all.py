@@ -28,6 +28,7 @@ BENCHMARKS = (
     "search",
     "ann",
     "rerank_search",
+    "towers",
     "web",
     "memory",
     "index_memory",
