@@ -155,7 +155,11 @@ def embed_gallery(
     name = "image_regions" if with_regions else "embed_image"
     signature = encoder.signatures[name]
     progress = tqdm(
-        total=total, desc="Embedding gallery", unit="image", disable=not verbose
+        # a bar on a terminal only (tqdm's `disable=None`), not in logs
+        total=total,
+        desc="Embedding gallery",
+        unit="image",
+        disable=None if verbose else True,
     )
     for ids, blobs in batches:
         out = signature(image_bytes=tf.constant(blobs))

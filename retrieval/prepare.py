@@ -48,7 +48,9 @@ def _write_shards(todo, output, image_root, workers, verbose):
 
     with (
         ThreadPoolExecutor(max(1, workers)) as pool,
-        tqdm(todo, desc="Writing shards", unit="shard", disable=not verbose) as shards,
+        tqdm(
+            todo, desc="Writing shards", unit="shard", disable=None if verbose else True
+        ) as shards,
     ):
         for _, name, shard_items in shards:
             write_shard(os.path.join(output, name), records(shard_items, pool))

@@ -138,7 +138,10 @@ def _decode_and_write(todo, settings, output, workers, problems, verbose):
     stats = {}
     workers = workers or min(len(todo), os.cpu_count() or 1) or 1
     with tqdm(
-        total=len(todo), desc="Preparing shards", unit="shard", disable=not verbose
+        total=len(todo),
+        desc="Preparing shards",
+        unit="shard",
+        disable=None if verbose else True,
     ) as progress:
         if not todo:
             return stats
