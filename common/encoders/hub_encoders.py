@@ -71,6 +71,85 @@ def _select(outputs, key, what):
     return outputs[key]
 
 
+def grid_of(count):
+    """The `(rows, columns)` grid of `count` regions: square when `count`
+    is a square, one row otherwise."""
+    side = math.isqrt(count)
+    return (side, side) if side * side == count else (1, count)
+
+
+def masked_mean(features, mask):
+    """Mean of `features` `[B, L, D]` over the positions where `mask`."""
+    weights = ops.cast(mask, features.dtype)[..., None]
+    return ops.sum(features * weights, axis=1) / ops.maximum(
+        ops.sum(weights, axis=1), ops.cast(1.0, features.dtype)
+    )
+
+
+class RegionTower:
+    """What the pretrained image towers share: a region grid `_grid` of
+    `_channels`-wide features, optionally projected (`projection`)."""
+
+    @property
+    def fine_tunable(self):
+        return self.fine_tune
+
+    @property
+    def feature_dim(self):
+        return self.projection_dim or self._channels
+
+    @property
+    def grid_shape(self):
+        return self._grid
+
+    @property
+    def num_regions(self):
+        return self._grid[0] * self._grid[1]
+
+    def build(self, images_shape=None):
+        if self.projection is not None:
+            self.projection.build((None, self.num_regions, self._channels))
+
+    def _regions(self, features):
+        """`{"region_features", "pooled_features"}` of float32 features."""
+        regions = ops.reshape(features, (-1, self.num_regions, self._channels))
+        if self.projection is not None:
+            regions = self.projection(ops.cast(regions, self.compute_dtype))
+        return {
+            "region_features": regions,
+            "pooled_features": ops.mean(regions, axis=1),
+        }
+
+    def compute_output_shape(self, images_shape):
+        batch = images_shape[0]
+        return {
+            "region_features": (batch, self.num_regions, self.feature_dim),
+            "pooled_features": (batch, self.feature_dim),
+        }
+
+
+class TokenTower:
+    """What the pretrained text towers share: `_channels`-wide token
+    features, optionally projected, pooled over the real tokens."""
+
+    @property
+    def feature_dim(self):
+        return self.projection_dim or self._channels
+
+    def build(self, text_shape=None):
+        if self.projection is not None:
+            self.projection.build((None, self.sequence_length, self._channels))
+
+    def _tokens(self, features, mask):
+        if self.projection is not None:
+            features = self.projection(ops.cast(features, self.compute_dtype))
+        return {
+            "token_features": features,
+            "padding_mask": mask,
+            "pooled_features": masked_mean(features, mask),
+        }
+
+
 def _load(handle, signature, fine_tune, name):
     path = resolve_saved_model(handle)
     try:
@@ -86,7 +165,7 @@ def _load(handle, signature, fine_tune, name):
 
 
 @keras.saving.register_keras_serializable(package="common")
-class HubImageEncoder(keras.layers.Layer):
+class HubImageEncoder(RegionTower, keras.layers.Layer):
     """A SavedModel image tower returning region features and a pooled vector.
 
     The SavedModel takes float images `[B, H, W, 3]`; pixels (0-255 RGB) are
@@ -151,32 +230,11 @@ class HubImageEncoder(keras.layers.Layer):
         if len(shape) == 3:
             self._grid = shape[:2]
         elif len(shape) == 2:
-            side = math.isqrt(shape[0])
-            self._grid = (side, side) if side * side == shape[0] else (1, shape[0])
+            self._grid = grid_of(shape[0])
         else:
             self._grid = (1, 1)
         self._channels = shape[-1]
         self.projection = projection_layer(self.projection_dim, self.dtype_policy)
-
-    @property
-    def fine_tunable(self):
-        return self.fine_tune
-
-    @property
-    def feature_dim(self):
-        return self.projection_dim or self._channels
-
-    @property
-    def grid_shape(self):
-        return self._grid
-
-    @property
-    def num_regions(self):
-        return self._grid[0] * self._grid[1]
-
-    def build(self, images_shape=None):
-        if self.projection is not None:
-            self.projection.build((None, self.num_regions, self._channels))
 
     def preprocess(self, images):
         scale, shift = PIXEL_SCALES[self.pixel_scale]
@@ -187,21 +245,8 @@ class HubImageEncoder(keras.layers.Layer):
         return _select(outputs, self.output_key, f"hub:{self.handle}")
 
     def call(self, images, training=None):
-        features = ops.cast(self._features(self.preprocess(images)), "float32")
-        regions = ops.reshape(features, (-1, self.num_regions, self._channels))
-        if self.projection is not None:
-            regions = self.projection(ops.cast(regions, self.compute_dtype))
-        return {
-            "region_features": regions,
-            "pooled_features": ops.mean(regions, axis=1),
-        }
-
-    def compute_output_shape(self, images_shape):
-        batch = images_shape[0]
-        return {
-            "region_features": (batch, self.num_regions, self.feature_dim),
-            "pooled_features": (batch, self.feature_dim),
-        }
+        features = self._features(self.preprocess(images))
+        return self._regions(ops.cast(features, "float32"))
 
     def get_config(self):
         config = super().get_config()
@@ -220,7 +265,7 @@ class HubImageEncoder(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="common")
-class HubTextEncoder(keras.layers.Layer):
+class HubTextEncoder(TokenTower, keras.layers.Layer):
     """A SavedModel text tower taking raw strings (its tokenizer inside).
 
     Its chosen output is token features `[B, L, D]` (with a mask output
@@ -276,14 +321,6 @@ class HubTextEncoder(keras.layers.Layer):
         self._channels = int(features.shape[-1])
         self.projection = projection_layer(self.projection_dim, self.dtype_policy)
 
-    @property
-    def feature_dim(self):
-        return self.projection_dim or self._channels
-
-    def build(self, text_shape=None):
-        if self.projection is not None:
-            self.projection.build((None, self.sequence_length, self._channels))
-
     def _outputs(self, text):
         outputs = self.backbone(ops.reshape(text, (-1,)))
         what = f"hub:{self.handle}"
@@ -307,17 +344,7 @@ class HubTextEncoder(keras.layers.Layer):
             mask = ops.ones(ops.shape(features)[:2], "bool")
         else:
             mask = ops.cast(mask, "bool")
-        if self.projection is not None:
-            features = self.projection(ops.cast(features, self.compute_dtype))
-        weights = ops.cast(mask, features.dtype)[..., None]
-        pooled = ops.sum(features * weights, axis=1) / ops.maximum(
-            ops.sum(weights, axis=1), ops.cast(1.0, features.dtype)
-        )
-        return {
-            "token_features": features,
-            "padding_mask": mask,
-            "pooled_features": pooled,
-        }
+        return self._tokens(features, mask)
 
     def get_config(self):
         config = super().get_config()

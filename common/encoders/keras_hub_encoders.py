@@ -17,6 +17,7 @@ import os
 import keras
 from keras import ops
 
+from common.encoders.hub_encoders import RegionTower, TokenTower, grid_of
 from common.encoders.projection import projection_layer
 from common.layers.validation import check_optional_positive_int
 
@@ -79,7 +80,7 @@ def _set_frozen(layer, fine_tune):
 
 
 @keras.saving.register_keras_serializable(package="common")
-class KerasHubImageEncoder(keras.layers.Layer):
+class KerasHubImageEncoder(RegionTower, keras.layers.Layer):
     """A keras-hub preset's vision encoder returning region features.
 
     Args:
@@ -129,38 +130,16 @@ class KerasHubImageEncoder(keras.layers.Layer):
             else size
         )
         self.input_size = tuple(int(d) for d in size[1:3])
-        probe = self._tokens(ops.zeros((1,) + self.image_shape, "float32"))
+        probe = self._sequence(ops.zeros((1,) + self.image_shape, "float32"))
         count, self._channels = int(probe.shape[1]), int(probe.shape[2])
         side = math.isqrt(count)
         self._drop_first = (
             side * side != count and math.isqrt(count - 1) ** 2 == count - 1
         )
-        count -= int(self._drop_first)
-        side = math.isqrt(count)
-        self._grid = (side, side) if side * side == count else (1, count)
+        self._grid = grid_of(count - int(self._drop_first))
         self.projection = projection_layer(self.projection_dim, self.dtype_policy)
 
-    @property
-    def fine_tunable(self):
-        return self.fine_tune
-
-    @property
-    def feature_dim(self):
-        return self.projection_dim or self._channels
-
-    @property
-    def grid_shape(self):
-        return self._grid
-
-    @property
-    def num_regions(self):
-        return self._grid[0] * self._grid[1]
-
-    def build(self, images_shape=None):
-        if self.projection is not None:
-            self.projection.build((None, self.num_regions, self._channels))
-
-    def _tokens(self, images):
+    def _sequence(self, images):
         images = ops.cast(images, "float32")
         if self.converter is not None:
             pixels = self.converter(images)
@@ -176,12 +155,8 @@ class KerasHubImageEncoder(keras.layers.Layer):
         return ops.cast(out, "float32")
 
     def call(self, images, training=None):
-        tokens = self._tokens(images)
-        if self._drop_first:
-            tokens = tokens[:, 1:]
-        if self.projection is not None:
-            tokens = self.projection(ops.cast(tokens, self.compute_dtype))
-        return {"region_features": tokens, "pooled_features": ops.mean(tokens, axis=1)}
+        tokens = self._sequence(images)
+        return self._regions(tokens[:, 1:] if self._drop_first else tokens)
 
     def get_config(self):
         config = super().get_config()
@@ -197,7 +172,7 @@ class KerasHubImageEncoder(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="common")
-class KerasHubTextEncoder(keras.layers.Layer):
+class KerasHubTextEncoder(TokenTower, keras.layers.Layer):
     """A keras-hub preset's text encoder with its own tokenizer.
 
     Args:
@@ -251,14 +226,6 @@ class KerasHubTextEncoder(keras.layers.Layer):
         self._channels = int(probe.shape[-1])
         self.projection = projection_layer(self.projection_dim, self.dtype_policy)
 
-    @property
-    def feature_dim(self):
-        return self.projection_dim or self._channels
-
-    def build(self, text_shape=None):
-        if self.projection is not None:
-            self.projection.build((None, self.sequence_length, self._channels))
-
     def _features(self, text):
         ids, mask = self.packer(self.tokenizer(ops.reshape(text, (-1,))))
         out = self.backbone({"token_ids": ops.cast(ids, "int32")})
@@ -267,18 +234,7 @@ class KerasHubTextEncoder(keras.layers.Layer):
         return ops.cast(out, "float32"), ops.cast(mask, "bool")
 
     def call(self, text, training=None):
-        features, mask = self._features(text)
-        if self.projection is not None:
-            features = self.projection(ops.cast(features, self.compute_dtype))
-        weights = ops.cast(mask, features.dtype)[..., None]
-        pooled = ops.sum(features * weights, axis=1) / ops.maximum(
-            ops.sum(weights, axis=1), ops.cast(1.0, features.dtype)
-        )
-        return {
-            "token_features": features,
-            "padding_mask": mask,
-            "pooled_features": pooled,
-        }
+        return self._tokens(*self._features(text))
 
     def get_config(self):
         config = super().get_config()
