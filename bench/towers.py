@@ -62,9 +62,7 @@ class _WordTable(tf.Module):
             default_value=0,
         )
         rng = np.random.default_rng(0)
-        self.embeddings = tf.Variable(
-            rng.normal(size=(10_000, 256)).astype("float32")
-        )
+        self.embeddings = tf.Variable(rng.normal(size=(10_000, 256)).astype("float32"))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def __call__(self, text):
@@ -132,9 +130,7 @@ def measure(name, overrides, size, repeats, folder):
     make_export_archive(model, size).write_out(export, verbose=False)
     del model
     loaded = tf.saved_model.load(export)
-    image, text = (
-        loaded.signatures[s] for s in ("embed_image_pixels", "embed_text")
-    )
+    image, text = (loaded.signatures[s] for s in ("embed_image_pixels", "embed_text"))
     rng = np.random.default_rng(0)
     out = []
     for batch in (1, 32):
