@@ -40,3 +40,53 @@ def write_image(path, size=(40, 30), colour=(200, 30, 30), mode="RGB", fmt=None)
         image = image.convert(mode)
     image.save(path, format=fmt)
     return path
+
+
+def check_export_outside_the_project(test, run, model, imports="", before=None):
+    """Exports `run`, loads the export in a fresh process that imports
+    TensorFlow (and `imports`) but none of the project, and checks its
+    `embed_text` and `embed_image_pixels` against `model` (Keras). `before()`
+    runs between the export and the load (e.g. to move tower folders away)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    import tensorflow as tf
+
+    from retrieval.__main__ import main
+
+    exported = os.path.join(test.get_temp_dir(), "export")
+    test.assertEqual(main(["export", "--run", run, "--output", exported]), 0)
+    version = os.path.join(exported, sorted(os.listdir(exported))[-1])
+    texts = ["a big red circle", "small blue square"]
+    pixels = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3))
+    expected_text = model.encode_texts(tf.constant(texts))["embeddings"].numpy()
+    expected_image = model.encode_images(pixels.astype("uint8"))["embeddings"]
+    out = os.path.join(test.get_temp_dir(), "out.npz")
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        {imports}
+        m = tf.saved_model.load({version!r})
+        pixels = tf.constant(np.array({pixels.tolist()!r}, dtype="uint8"))
+        np.savez({out!r},
+            text=m.signatures["embed_text"](text=tf.constant({texts!r}))[
+                "embeddings"].numpy(),
+            image=m.signatures["embed_image_pixels"](images=pixels)[
+                "embeddings"].numpy())
+        mine = [n for n in sys.modules
+                if n.split(".")[0] in ("common", "retrieval", "keras_hub")]
+        sys.exit("imported: %s" % mine if mine else 0)
+    """)
+    if before is not None:
+        before()
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    test.assertEqual(result.returncode, 0, result.stderr[-3000:])
+    with np.load(out) as actual:
+        np.testing.assert_allclose(actual["text"], expected_text, atol=1e-5)
+        np.testing.assert_allclose(
+            actual["image"], np.asarray(expected_image), atol=1e-5
+        )

@@ -4,9 +4,6 @@ exported and reloaded with TensorFlow alone."""
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -20,7 +17,7 @@ from common.encoders.hub_encoders import (
 from common.testing import TestCase
 from retrieval.__main__ import main
 from retrieval.model import load_trained_model
-from tests.retrieval.helpers import TINY_OVERRIDES
+from tests.retrieval.helpers import TINY_OVERRIDES, check_export_outside_the_project
 
 WORDS = ["a", "big", "small", "red", "green", "blue", "circle", "square"]
 
@@ -205,41 +202,11 @@ class HubTowersInTrainingTest(TestCase):
         # the run's outputs (history) show the other weights trained
         self.assertTrue(os.path.isfile(os.path.join(run, "history.csv")))
 
-        exported = os.path.join(self.get_temp_dir(), "export")
-        self.assertEqual(cli("export", "--run", run, "--output", exported), 0)
-        version = os.path.join(exported, sorted(os.listdir(exported))[-1])
-        texts = ["a big red circle", "small blue square"]
-        pixels = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3))
-        expected_text = model.encode_texts(tf.constant(texts))["embeddings"].numpy()
-        expected_image = model.encode_images(pixels.astype("uint8"))[
-            "embeddings"
-        ].numpy()
-        out = os.path.join(self.get_temp_dir(), "out.npz")
-        script = textwrap.dedent(f"""
-            import sys
-            import numpy as np
-            import tensorflow as tf
-            m = tf.saved_model.load({version!r})
-            pixels = tf.constant(np.array({pixels.tolist()!r}, dtype="uint8"))
-            np.savez({out!r},
-                text=m.signatures["embed_text"](text=tf.constant({texts!r}))[
-                    "embeddings"].numpy(),
-                image=m.signatures["embed_image_pixels"](images=pixels)[
-                    "embeddings"].numpy())
-            mine = [n for n in sys.modules
-                    if n.split(".")[0] in ("common", "retrieval")]
-            sys.exit("imported project modules: %s" % mine if mine else 0)
-        """)
-        # The tower folders are gone: the export must hold them itself.
-        for path in (image_path, text_path):
-            os.rename(path, path + ".moved")
-        result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-        )
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        with np.load(out) as actual:
-            np.testing.assert_allclose(actual["text"], expected_text, atol=1e-5)
-            np.testing.assert_allclose(actual["image"], expected_image, atol=1e-5)
+        def move_the_towers_away():  # the export must hold them itself
+            for path in (image_path, text_path):
+                os.rename(path, path + ".moved")
+
+        check_export_outside_the_project(self, run, model, before=move_the_towers_away)
 
     def test_fine_tuned_towers_move(self):
         run, image_path, text_path = self.train(fine_tune=True)
