@@ -11,17 +11,24 @@ PIXEL_SCALES = {
 }
 
 
+def _named(choice, prefix, usage):
+    """What follows `prefix` in a tower choice, or `None` for another choice;
+    an empty name is refused with `usage`."""
+    if not (isinstance(choice, str) and choice.startswith(prefix)):
+        return None
+    name = choice[len(prefix) :].strip()
+    if not name:
+        raise ValueError(f"{choice!r} names nothing: use {usage}.")
+    return name
+
+
 def hub_handle(choice):
     """The handle of a `hub:<handle>` tower choice, or `None` for another."""
-    if isinstance(choice, str) and choice.startswith(HUB_PREFIX):
-        handle = choice[len(HUB_PREFIX) :].strip()
-        if not handle:
-            raise ValueError(
-                f"{choice!r} names no SavedModel: use hub:<TF-Hub/Kaggle handle> "
-                "or hub:<local SavedModel folder>."
-            )
-        return handle
-    return None
+    return _named(
+        choice,
+        HUB_PREFIX,
+        "hub:<TF-Hub/Kaggle handle> or hub:<local SavedModel folder>",
+    )
 
 
 KERAS_HUB_PREFIX = "keras_hub:"
@@ -30,15 +37,12 @@ KERAS_HUB_PREFIX = "keras_hub:"
 def keras_hub_preset(choice):
     """The preset of a `keras_hub:<preset name or folder>` tower choice, or
     `None` for another."""
-    if isinstance(choice, str) and choice.startswith(KERAS_HUB_PREFIX):
-        preset = choice[len(KERAS_HUB_PREFIX) :].strip()
-        if not preset:
-            raise ValueError(
-                f"{choice!r} names no preset: use keras_hub:<preset name, e.g. "
-                "clip_vit_base_patch16> or keras_hub:<local preset folder>."
-            )
-        return preset
-    return None
+    return _named(
+        choice,
+        KERAS_HUB_PREFIX,
+        "keras_hub:<preset name, e.g. clip_vit_base_patch16> or "
+        "keras_hub:<local preset folder>",
+    )
 
 
 def pretrained_choice(choice):

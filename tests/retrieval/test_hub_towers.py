@@ -132,6 +132,18 @@ class HubEncoderTest(TestCase):
         with self.assertRaisesRegex(ValueError, "no output 'pooled'"):
             HubTextEncoder(path, output_key="pooled", mask_key="input_mask")
 
+    def test_tower_choices_are_read_and_empty_names_refused(self):
+        from common.towers import hub_handle, keras_hub_preset, pretrained_choice
+
+        self.assertEqual(hub_handle("hub:/models/x"), "/models/x")
+        self.assertEqual(keras_hub_preset("keras_hub:clip_vit"), "clip_vit")
+        self.assertIsNone(hub_handle("keras_hub:clip_vit"))
+        self.assertFalse(pretrained_choice("vgg16"))
+        self.assertTrue(pretrained_choice("keras_hub:x"))
+        for choice in ("hub: ", "keras_hub:"):
+            with self.assertRaisesRegex(ValueError, "names nothing"):
+                pretrained_choice(choice)
+
     def test_missing_folder_and_failed_download_name_the_tower(self):
         missing = os.path.join(self.get_temp_dir(), "nowhere")
         with self.assertRaisesRegex(FileNotFoundError, "nowhere.*saved_model.pb"):
