@@ -7,10 +7,12 @@ names that come from outside (HTTP requests, serving inputs), never for the
 user's own data.
 """
 
+import contextlib
 import errno
 import json
 import os
 import re
+import shutil
 
 # What TensorFlow's file writers end their messages with when the disk says
 # no ("PATH; File too large"): the errno each stands for.
@@ -154,6 +156,41 @@ def fsync_tree(path):
             with open(os.path.join(folder, name), "rb") as f:
                 os.fsync(f.fileno())
         fsync_directory(folder)
+
+
+def process_exists(pid):
+    """True when `pid` runs a process (ours or someone else's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+_WRITER = re.compile(r"^\.tmp-(\d+)-")
+
+
+def remove_dead_temporaries(folder):
+    """Removes `.tmp-<pid>-<name>` files and folders in `folder` written by
+    a process that no longer runs (killed while writing); returns their
+    paths. Temporaries of running writers are left alone."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in os.listdir(folder):
+        match = _WRITER.match(name)
+        if not match or process_exists(int(match.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        removed.append(path)
+    return removed
 
 
 def publish(tmp, path):

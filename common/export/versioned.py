@@ -14,22 +14,17 @@ import re
 import shutil
 import time
 
-from common.data.files import fsync_directory, fsync_tree, write_failure
+from common.data.files import (
+    fsync_directory,
+    fsync_tree,
+    process_exists,
+    write_failure,
+)
 
 _VERSION = re.compile(r"^\d+$")
 _TEMPORARY = re.compile(r"^\.tmp-\d+-(\d+)$")
 # A temporary folder this old is stale even if its PID is in use again.
 STALE_SECONDS = 7 * 24 * 3600
-
-
-def _process_exists(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def remove_stale_temporaries(base_dir):
@@ -49,7 +44,7 @@ def remove_stale_temporaries(base_dir):
             age = now - os.path.getmtime(path)
         except OSError:
             continue
-        if not _process_exists(int(match.group(1))) or age > STALE_SECONDS:
+        if not process_exists(int(match.group(1))) or age > STALE_SECONDS:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed

@@ -10,7 +10,12 @@ import shutil
 import keras
 import numpy as np
 
-from common.data.files import publish, write_atomically, write_json_atomically
+from common.data.files import (
+    publish,
+    remove_dead_temporaries,
+    write_atomically,
+    write_json_atomically,
+)
 from common.training.distribute import num_workers
 from common.training.preemption import Preempted, watch
 from common.training.run_directory import (
@@ -153,9 +158,9 @@ class RunCheckpointing(keras.callbacks.Callback):
         stop.deferring = True
         os.makedirs(self.run.backup, exist_ok=True)
         os.makedirs(self.run.checkpoints, exist_ok=True)
-        for name in os.listdir(self.run.backup) if self.write else ():
-            if name.startswith(".tmp"):  # leftovers of a crash
-                shutil.rmtree(os.path.join(self.run.backup, name), ignore_errors=True)
+        if self.write:  # leftovers of a run killed while writing them
+            remove_dead_temporaries(self.run.backup)
+            remove_dead_temporaries(self.run.checkpoints)
         if os.path.isfile(self.best_file):
             with open(self.best_file, encoding="utf-8") as f:
                 saved = json.load(f)
