@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from common.towers import PIXEL_SCALES, hub_handle
+from common.towers import PIXEL_SCALES, pretrained_choice
 from common.training import config as common_config
 from common.training.config import (
     check_positive_integers,
@@ -89,9 +89,11 @@ class ModelConfig:
             modality whose loss, times this weight, joins the fused loss in
             training (a guard against one tower fitting and the other
             starving); 0 turns them off.
-        frame_encoder: `vgg16`, or `hub:<TF-Hub/Kaggle handle or local
-            SavedModel folder>`: a pretrained image tower per frame (needs
-            `frame_differences=false`).
+        frame_encoder: `vgg16`, `hub:<TF-Hub/Kaggle handle or local
+            SavedModel folder>` or `keras_hub:<preset or local preset
+            folder>` (a CLIP/SigLIP vision encoder with its image
+            converter): a pretrained image tower per frame (needs
+            `frame_differences=false`; `keras_hub:` needs `.[keras_hub]`).
         audio_encoder: `conv1d`, or `hub:<handle or folder>`: a waveform
             SavedModel (YAMNet-style) whose frames are the audio tokens.
         hub_signature: signature the hub towers are called through.
@@ -188,7 +190,7 @@ class VideoConfig:
             )
         self.training.validate()
         m = self.model
-        if hub_handle(m.frame_encoder) is not None and m.frame_differences:
+        if pretrained_choice(m.frame_encoder) and m.frame_differences:
             raise ValueError(
                 f"model.frame_encoder={m.frame_encoder} takes 3-channel frames: "
                 "set model.frame_differences=false."

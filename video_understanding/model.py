@@ -5,6 +5,7 @@ from keras import ops
 
 from common.encoders import Conv1DAudioEncoder, VGG16ImageEncoder
 from common.encoders.hub_encoders import HubAudioEncoder, HubImageEncoder, hub_handle
+from common.towers import keras_hub_preset
 from common.training.config import arguments_for
 from common.training.prebuilt import PrebuiltModel
 from video_understanding.config import FUSIONS
@@ -16,11 +17,13 @@ MODALITIES = (("video", "audio"), ("video",), ("audio",))
 def _check_arguments(fusion, modalities, weights, frame_differences, towers):
     """Refuses a fusion, a modality set, a tower or a weights choice the
     model lacks."""
-    frame_hub = hub_handle(towers["frame_encoder"])
-    if frame_hub is None and towers["frame_encoder"] != "vgg16":
+    frame_choice = towers["frame_encoder"]
+    frame_hub = hub_handle(frame_choice) or keras_hub_preset(frame_choice)
+    if frame_hub is None and frame_choice != "vgg16":
         raise ValueError(
-            "`frame_encoder` must be 'vgg16' or 'hub:<handle or SavedModel "
-            f"folder>'; received {towers['frame_encoder']!r}."
+            "`frame_encoder` must be 'vgg16', 'hub:<handle or SavedModel "
+            "folder>' or 'keras_hub:<preset or preset folder>'; received "
+            f"{frame_choice!r}."
         )
     if hub_handle(towers["audio_encoder"]) is None and towers["audio_encoder"] != (
         "conv1d"
@@ -31,7 +34,8 @@ def _check_arguments(fusion, modalities, weights, frame_differences, towers):
         )
     if frame_hub is not None and frame_differences:
         raise ValueError(
-            "A hub frame tower takes 3-channel frames: set frame_differences=False."
+            "A pretrained frame tower takes 3-channel frames: set "
+            "frame_differences=False."
         )
     if fusion not in FUSIONS:
         raise ValueError(f"`fusion` must be one of {FUSIONS}; received {fusion!r}.")
@@ -86,7 +90,8 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
             the clip (sines and cosines of its fraction of the clip) to both
             the frame and the audio tokens, so that attention can match
             moments across modalities.
-        frame_encoder: `"vgg16"` or `"hub:<handle or SavedModel folder>"`
+        frame_encoder: `"vgg16"`, `"hub:<handle or SavedModel folder>"` or
+            `"keras_hub:<preset or folder>"`
             (a pretrained image tower applied per frame, its pooled output
             the frame's token; needs `frame_differences=False`).
         audio_encoder: `"conv1d"` or `"hub:<handle or folder>"` (a
@@ -218,15 +223,26 @@ class VideoUnderstandingModel(FusionMixin, PrebuiltModel):
         self.seed_generator = keras.random.SeedGenerator(1337)
 
     def _build_towers(self, weights):
-        """The frame tower (VGG16 or a hub model per frame) and the audio
-        tower (Conv1D or a hub model)."""
+        """The frame tower (VGG16, a hub model or a keras-hub vision encoder
+        per frame) and the audio tower (Conv1D or a hub model)."""
         channels = 6 if self.frame_differences else 3
         t = self.towers
         frame_hub, audio_hub = (
             hub_handle(t["frame_encoder"]),
             hub_handle(t["audio_encoder"]),
         )
-        if self.use_video and frame_hub is not None:
+        frame_preset = keras_hub_preset(t["frame_encoder"])
+        if self.use_video and frame_preset is not None:
+            from common.encoders.keras_hub_encoders import KerasHubImageEncoder
+
+            self.frame_encoder = KerasHubImageEncoder(
+                frame_preset,
+                (self.frame_size, self.frame_size, 3),
+                fine_tune=t["fine_tune_hub"],
+                projection_dim=self.hidden_dim,
+                name="frame_encoder",
+            )
+        elif self.use_video and frame_hub is not None:
             self.frame_encoder = HubImageEncoder(
                 frame_hub,
                 (self.frame_size, self.frame_size, 3),

@@ -152,3 +152,92 @@ class HubTowersInVideoTrainingTest(TestCase):
         run = os.path.join(self.get_temp_dir(), "run")
         args = ["train", "--output", run, "--set", f"model.frame_encoder=hub:{path}"]
         self.assertEqual(main(args), 2)
+
+
+class KerasHubFrameTowerTest(TestCase):
+    """A keras-hub CLIP vision encoder (small config, random weights, saved
+    as a local preset) as the per-frame tower."""
+
+    def test_fine_tuned_clip_frames_train_export_reload_with_tf_alone(self):
+        import h5py
+
+        from tests.retrieval.test_keras_hub_towers import clip_preset
+
+        tmp = self.get_temp_dir()
+        preset = os.path.join(tmp, "clip")
+        clip_preset(preset)
+        with h5py.File(os.path.join(preset, "model.weights.h5"), "r") as f:
+            saved = []
+            f.visititems(
+                lambda name, item: (
+                    saved.append(np.asarray(item))
+                    if isinstance(item, h5py.Dataset) and "vision" in name
+                    else None
+                )
+            )
+        run = os.path.join(tmp, "run")
+        args = ["train", "--output", run, "--verbose", "0"]
+        for override in [
+            *TINY,
+            f"model.frame_encoder=keras_hub:{preset}",
+            "model.fine_tune_hub=true",
+            "model.frame_differences=false",
+            "training.hub_learning_rate_multiplier=1.0",
+        ]:
+            args += ["--set", override]
+        self.assertEqual(main(args), 0)
+
+        from video_understanding.model import load_trained_model
+
+        _, model, _, _ = load_trained_model(run)
+        tower = model.frame_encoder
+        self.assertEqual(type(tower).__name__, "KerasHubImageEncoder")
+        self.assertEqual(tower.grid_shape, (4, 4))  # 32 px / 8 px patches
+        trained = [v.numpy() for v in tower.backbone.trainable_variables]
+        self.assertTrue(trained)
+        # fine-tuned: no trained kernel is one of the preset's own arrays
+        kernels = [w for w in trained if w.ndim == 2 and w.size > 16]
+        for kernel in kernels:
+            self.assertFalse(
+                any(
+                    a.shape == kernel.shape and np.array_equal(a, kernel) for a in saved
+                ),
+                "a fine-tuned kernel equals the preset's",
+            )
+        models = os.path.join(tmp, "saved_models")
+        self.assertEqual(main(["export", "--run", run, "--output", models]), 0)
+        rng = np.random.default_rng(5)
+        frames = rng.integers(0, 256, (2, 2, 32, 32, 3)).astype("uint8")
+        audio = rng.normal(size=(2, 16000)).astype("float32") * 0.1
+        expected = model({"frames": frames, "audio": audio}).numpy()
+        np.save(os.path.join(tmp, "frames.npy"), frames)
+        np.save(os.path.join(tmp, "audio.npy"), audio)
+        os.rename(preset, preset + ".moved")
+        script = textwrap.dedent(f"""
+            import sys
+            import numpy as np
+            import tensorflow as tf
+            serve = tf.saved_model.load({os.path.join(models, "1")!r}).signatures[
+                "serving_default"]
+            folder = {tmp!r}
+            out = serve(
+                frames=tf.constant(np.load(folder + "/frames.npy")),
+                audio=tf.constant(np.load(folder + "/audio.npy")))
+            np.save({os.path.join(tmp, "out.npy")!r}, out["probabilities"].numpy())
+            mine = [n for n in sys.modules
+                    if n.split(".")[0] in ("common", "video_understanding",
+                                           "keras_hub")]
+            sys.exit("imported: %s" % mine if mine else 0)
+        """)
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        np.testing.assert_allclose(
+            np.load(os.path.join(tmp, "out.npy")), expected, atol=1e-5
+        )
+
+    def test_a_keras_hub_frame_tower_refuses_frame_differences(self):
+        run = os.path.join(self.get_temp_dir(), "run")
+        args = ["train", "--output", run, "--set", "model.frame_encoder=keras_hub:x"]
+        self.assertEqual(main(args), 2)
