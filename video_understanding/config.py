@@ -148,11 +148,15 @@ class TrainingConfig(common_config.TrainingConfig):
         hub_learning_rate_multiplier: the fine-tuned hub towers' own
             variables' rate as a multiple of `learning_rate` (in place of
             their tower's multiplier).
+        freeze_tower_epochs: with `model.fine_tune_hub=true`, the epochs
+            the pretrained towers stay frozen (the rest of the model learns
+            on their features) before they are fine-tuned with it.
     """
 
     video_learning_rate_multiplier: float = 1.0
     audio_learning_rate_multiplier: float = 30.0
     hub_learning_rate_multiplier: float = 0.1
+    freeze_tower_epochs: int = 0
 
 
 @dataclasses.dataclass
@@ -221,6 +225,24 @@ class VideoConfig:
                     f"training.{name}_learning_rate_multiplier must be a positive "
                     f"number; received {value!r}."
                 )
+        freeze = self.training.freeze_tower_epochs
+        if isinstance(freeze, bool) or not isinstance(freeze, int) or freeze < 0:
+            raise ValueError(
+                "training.freeze_tower_epochs must be an integer >= 0; received "
+                f"{freeze!r}."
+            )
+        if freeze and not (
+            m.fine_tune_hub
+            and (
+                pretrained_choice(m.frame_encoder) or pretrained_choice(m.audio_encoder)
+            )
+        ):
+            raise ValueError(
+                "training.freeze_tower_epochs > 0 delays the fine-tuning of "
+                "pretrained towers: it needs model.fine_tune_hub=true and a hub: "
+                "or keras_hub: model.frame_encoder or model.audio_encoder; set it "
+                "to 0."
+            )
         check_positive_integers(
             (
                 ("data.num_frames", self.data.num_frames),

@@ -107,10 +107,28 @@ def cache_choices(config, metadata, verbose=True):
     return choices
 
 
-def compile_model(model, config, steps_per_epoch, multi_label):
+def _fine_tuned_towers(model):
+    """The pretrained towers `model.fine_tune_hub` trains."""
+    return [
+        getattr(model, layer)
+        for layer in ("frame_encoder", "audio_encoder")
+        if getattr(getattr(model, layer, None), "fine_tune", False)
+    ]
+
+
+def _phases(t):
+    """`(first epoch, end epoch, pretrained towers trainable)` of each fit:
+    `freeze_tower_epochs` with the fine-tuned towers frozen, then the rest."""
+    freeze = min(t.freeze_tower_epochs, t.epochs)
+    phases = [(0, freeze, False), (freeze, t.epochs, True)]
+    return [p for p in phases if p[1] > p[0]]
+
+
+def compile_model(model, config, steps_per_epoch, multi_label, epochs=None):
+    """Compiles for `epochs` (default: the run's) of `steps_per_epoch`."""
     t = config.training
     schedule = warmup_cosine(
-        t.learning_rate, t.warmup_steps, steps_per_epoch * t.epochs
+        t.learning_rate, t.warmup_steps, steps_per_epoch * (epochs or t.epochs)
     )
     loss = "binary_crossentropy" if multi_label else "sparse_categorical_crossentropy"
     metric = "binary_accuracy" if multi_label else "accuracy"
@@ -125,12 +143,8 @@ def compile_model(model, config, steps_per_epoch, multi_label):
     # A fine-tuned hub tower's own variables step at the hub rate (the
     # later group wins in `TowerAdamW`).
     towers += [
-        (
-            getattr(model, layer).backbone.trainable_variables,
-            t.hub_learning_rate_multiplier,
-        )
-        for layer in ("frame_encoder", "audio_encoder")
-        if getattr(getattr(model, layer, None), "fine_tune", False)
+        (tower.backbone.trainable_variables, t.hub_learning_rate_multiplier)
+        for tower in _fine_tuned_towers(model)
     ]
     model.compile(
         optimizer=TowerAdamW(
@@ -233,22 +247,36 @@ def train(
     keras.utils.set_random_seed(int(t.seed))
     with distribution.scope():
         model = build_model(config, len(classes), multi_label)
-        compile_model(model, config, steps, multi_label)
     metric = "binary_accuracy" if multi_label else "accuracy"
     monitor = f"val_{metric}" if has_val else "loss"
-    history = fit_resuming(
-        model,
-        run,
-        train_data,
-        steps=steps,
-        epochs=t.epochs,
-        validation_data=val_data,
-        callbacks=standard_callbacks(
-            run, monitor=monitor, mode="max" if has_val else "min", chief=chief
+    history = {}
+    for first, last, towers_trainable in _phases(t):
+        marker = run.file(f"phase_{first}_{last}.done")
+        if os.path.isfile(marker):  # finished before a restart
+            model.load_weights(run.last_weights)
+            continue
+        for tower in _fine_tuned_towers(model):
+            tower.backbone.trainable = towers_trainable
+        with distribution.scope():
+            compile_model(model, config, steps, multi_label, last - first)
+        fit = fit_resuming(
+            model,
+            run,
+            train_data,
+            steps=steps,
+            epochs=last,
+            initial_epoch=first,
+            validation_data=val_data,
+            callbacks=standard_callbacks(
+                run, monitor=monitor, mode="max" if has_val else "min", chief=chief
+            )
+            + list(extra_callbacks),
+            verbose=verbose,
+            shuffle=False,
         )
-        + list(extra_callbacks),
-        verbose=verbose,
-        shuffle=False,
-    )
+        for key, values in fit.items():
+            history.setdefault(key, []).extend(values)
+        if chief:
+            write_atomically(marker, "done\n")
     summary = {"epochs": t.epochs, "history": history}
     return finish_training(session, summary)

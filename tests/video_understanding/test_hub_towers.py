@@ -154,35 +154,37 @@ class HubTowersInVideoTrainingTest(TestCase):
         self.assertEqual(main(args), 2)
 
 
+def vision_arrays(preset):
+    """The preset's vision-encoder arrays."""
+    import h5py
+
+    arrays = []
+    with h5py.File(os.path.join(preset, "model.weights.h5"), "r") as f:
+        f.visititems(
+            lambda name, item: (
+                arrays.append(np.asarray(item))
+                if isinstance(item, h5py.Dataset) and "vision" in name
+                else None
+            )
+        )
+    return arrays
+
+
 class KerasHubFrameTowerTest(TestCase):
     """A keras-hub CLIP vision encoder (small config, random weights, saved
     as a local preset) as the per-frame tower."""
 
-    def test_fine_tuned_clip_frames_train_export_reload_with_tf_alone(self):
-        import h5py
-
-        from tests.retrieval.test_keras_hub_towers import clip_preset
-
-        tmp = self.get_temp_dir()
-        preset = os.path.join(tmp, "clip")
-        clip_preset(preset)
-        with h5py.File(os.path.join(preset, "model.weights.h5"), "r") as f:
-            saved = []
-            f.visititems(
-                lambda name, item: (
-                    saved.append(np.asarray(item))
-                    if isinstance(item, h5py.Dataset) and "vision" in name
-                    else None
-                )
-            )
+    def train(self, tmp, preset, *overrides):
+        """Trains a run with the preset as frame tower; returns the run, its
+        model at the last epoch, the number of its vision kernels and how
+        many of them equal one of the preset's arrays."""
         run = os.path.join(tmp, "run")
         args = ["train", "--output", run, "--verbose", "0"]
         for override in [
             *TINY,
             f"model.frame_encoder=keras_hub:{preset}",
-            "model.fine_tune_hub=true",
             "model.frame_differences=false",
-            "training.hub_learning_rate_multiplier=1.0",
+            *overrides,
         ]:
             args += ["--set", override]
         self.assertEqual(main(args), 0)
@@ -190,20 +192,40 @@ class KerasHubFrameTowerTest(TestCase):
         from video_understanding.model import load_trained_model
 
         _, model, _, _ = load_trained_model(run)
-        tower = model.frame_encoder
-        self.assertEqual(type(tower).__name__, "KerasHubImageEncoder")
-        self.assertEqual(tower.grid_shape, (4, 4))  # 32 px / 8 px patches
-        trained = [v.numpy() for v in tower.backbone.trainable_variables]
-        self.assertTrue(trained)
-        # fine-tuned: no trained kernel is one of the preset's own arrays
-        kernels = [w for w in trained if w.ndim == 2 and w.size > 16]
-        for kernel in kernels:
-            self.assertFalse(
-                any(
-                    a.shape == kernel.shape and np.array_equal(a, kernel) for a in saved
-                ),
-                "a fine-tuned kernel equals the preset's",
-            )
+        # the last epoch's weights (the best may be an earlier epoch's)
+        model.load_weights(os.path.join(run, "checkpoints", "last.weights.h5"))
+        saved = vision_arrays(preset)
+        kernels = [
+            v.numpy()
+            for v in model.frame_encoder.backbone.weights
+            if len(v.shape) == 2 and int(np.prod(v.shape)) > 16 and "float" in v.dtype
+        ]
+        self.assertGreaterEqual(len(kernels), 3)
+        unchanged = sum(
+            any(a.shape == k.shape and np.array_equal(a, k) for a in saved)
+            for k in kernels
+        )
+        return run, model, len(kernels), unchanged
+
+    def test_fine_tuned_clip_frames_train_export_reload_with_tf_alone(self):
+        from tests.retrieval.test_keras_hub_towers import clip_preset
+
+        tmp = self.get_temp_dir()
+        preset = os.path.join(tmp, "clip")
+        clip_preset(preset)
+        run, model, _, unchanged = self.train(
+            tmp,
+            preset,
+            "model.fine_tune_hub=true",
+            "training.hub_learning_rate_multiplier=1.0",
+        )
+        self.assertEqual(type(model.frame_encoder).__name__, "KerasHubImageEncoder")
+        self.assertEqual(model.frame_encoder.grid_shape, (4, 4))  # 32 px / 8 px
+        self.assertEqual(unchanged, 0, "fine-tuned kernels equal to the preset's")
+
+        from video_understanding.model import load_trained_model
+
+        _, model, _, _ = load_trained_model(run)  # the weights export takes
         models = os.path.join(tmp, "saved_models")
         self.assertEqual(main(["export", "--run", run, "--output", models]), 0)
         rng = np.random.default_rng(5)
@@ -236,6 +258,27 @@ class KerasHubFrameTowerTest(TestCase):
         np.testing.assert_allclose(
             np.load(os.path.join(tmp, "out.npy")), expected, atol=1e-5
         )
+
+    def test_frozen_then_fine_tuned_after_freeze_tower_epochs(self):
+        from tests.retrieval.test_keras_hub_towers import clip_preset
+
+        preset = os.path.join(self.get_temp_dir(), "clip")
+        clip_preset(preset)
+        tuned = ("model.fine_tune_hub=true", "training.hub_learning_rate_multiplier=1")
+        for epochs, frozen_epochs, moved in ((2, 2, False), (2, 1, True)):
+            tmp = os.path.join(self.get_temp_dir(), f"{epochs}-{frozen_epochs}")
+            os.makedirs(tmp)
+            _, _, count, unchanged = self.train(
+                tmp,
+                preset,
+                *tuned,
+                f"training.epochs={epochs}",
+                f"training.freeze_tower_epochs={frozen_epochs}",
+            )
+            self.assertEqual(unchanged, 0 if moved else count, (epochs, frozen_epochs))
+        run = os.path.join(self.get_temp_dir(), "refused")
+        args = ["train", "--output", run, "--set", "training.freeze_tower_epochs=1"]
+        self.assertEqual(main(args), 2)  # no pretrained tower to freeze
 
     def test_a_keras_hub_frame_tower_refuses_frame_differences(self):
         run = os.path.join(self.get_temp_dir(), "run")
