@@ -87,6 +87,45 @@ class HubAudioEncoderTest(TestCase):
             HubAudioEncoder(path, batched=False)
 
 
+def check_export_without_the_project(test, run, model, towers, *unimported):
+    """Exports `run`, moves the tower folders `towers` away, and checks that
+    a process importing neither the project nor `unimported` gets `model`'s
+    probabilities from the SavedModel."""
+    tmp = test.get_temp_dir()
+    models = os.path.join(tmp, "saved_models")
+    test.assertEqual(main(["export", "--run", run, "--output", models]), 0)
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (2, 2, 32, 32, 3)).astype("uint8")
+    audio = rng.normal(size=(2, 16000)).astype("float32") * 0.1
+    expected = model({"frames": frames, "audio": audio}).numpy()
+    np.save(os.path.join(tmp, "frames.npy"), frames)
+    np.save(os.path.join(tmp, "audio.npy"), audio)
+    for path in towers:
+        os.rename(path, path + ".moved")
+    forbidden = ("common", "video_understanding", *unimported)
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        serve = tf.saved_model.load({os.path.join(models, "1")!r}).signatures[
+            "serving_default"]
+        folder = {tmp!r}
+        out = serve(
+            frames=tf.constant(np.load(folder + "/frames.npy")),
+            audio=tf.constant(np.load(folder + "/audio.npy")))
+        np.save({os.path.join(tmp, "out.npy")!r}, out["probabilities"].numpy())
+        mine = [n for n in sys.modules if n.split(".")[0] in {forbidden!r}]
+        sys.exit("imported: %s" % mine if mine else 0)
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    test.assertEqual(result.returncode, 0, result.stderr[-3000:])
+    np.testing.assert_allclose(
+        np.load(os.path.join(tmp, "out.npy")), expected, atol=1e-5
+    )
+
+
 class HubTowersInVideoTrainingTest(TestCase):
     def test_train_export_reload_with_tf_alone(self):
         tmp = self.get_temp_dir()
@@ -113,38 +152,7 @@ class HubTowersInVideoTrainingTest(TestCase):
         np.testing.assert_array_equal(
             model.audio_encoder.backbone.weights[0].numpy(), kernel
         )
-        models = os.path.join(tmp, "saved_models")
-        self.assertEqual(main(["export", "--run", run, "--output", models]), 0)
-        rng = np.random.default_rng(5)
-        frames = rng.integers(0, 256, (2, 2, 32, 32, 3)).astype("uint8")
-        audio = rng.normal(size=(2, 16000)).astype("float32") * 0.1
-        expected = model({"frames": frames, "audio": audio}).numpy()
-        np.save(os.path.join(tmp, "frames.npy"), frames)
-        np.save(os.path.join(tmp, "audio.npy"), audio)
-        for path in (frames_path, audio_path):
-            os.rename(path, path + ".moved")
-        script = textwrap.dedent(f"""
-            import sys
-            import numpy as np
-            import tensorflow as tf
-            serve = tf.saved_model.load({os.path.join(models, "1")!r}).signatures[
-                "serving_default"]
-            folder = {tmp!r}
-            out = serve(
-                frames=tf.constant(np.load(folder + "/frames.npy")),
-                audio=tf.constant(np.load(folder + "/audio.npy")))
-            np.save({os.path.join(tmp, "out.npy")!r}, out["probabilities"].numpy())
-            mine = [n for n in sys.modules
-                    if n.split(".")[0] in ("common", "video_understanding")]
-            sys.exit("imported project modules: %s" % mine if mine else 0)
-        """)
-        result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-        )
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        np.testing.assert_allclose(
-            np.load(os.path.join(tmp, "out.npy")), expected, atol=1e-5
-        )
+        check_export_without_the_project(self, run, model, (frames_path, audio_path))
 
     def test_a_hub_frame_tower_refuses_frame_differences(self):
         path = os.path.join(self.get_temp_dir(), "frames")
@@ -226,38 +234,7 @@ class KerasHubFrameTowerTest(TestCase):
         from video_understanding.model import load_trained_model
 
         _, model, _, _ = load_trained_model(run)  # the weights export takes
-        models = os.path.join(tmp, "saved_models")
-        self.assertEqual(main(["export", "--run", run, "--output", models]), 0)
-        rng = np.random.default_rng(5)
-        frames = rng.integers(0, 256, (2, 2, 32, 32, 3)).astype("uint8")
-        audio = rng.normal(size=(2, 16000)).astype("float32") * 0.1
-        expected = model({"frames": frames, "audio": audio}).numpy()
-        np.save(os.path.join(tmp, "frames.npy"), frames)
-        np.save(os.path.join(tmp, "audio.npy"), audio)
-        os.rename(preset, preset + ".moved")
-        script = textwrap.dedent(f"""
-            import sys
-            import numpy as np
-            import tensorflow as tf
-            serve = tf.saved_model.load({os.path.join(models, "1")!r}).signatures[
-                "serving_default"]
-            folder = {tmp!r}
-            out = serve(
-                frames=tf.constant(np.load(folder + "/frames.npy")),
-                audio=tf.constant(np.load(folder + "/audio.npy")))
-            np.save({os.path.join(tmp, "out.npy")!r}, out["probabilities"].numpy())
-            mine = [n for n in sys.modules
-                    if n.split(".")[0] in ("common", "video_understanding",
-                                           "keras_hub")]
-            sys.exit("imported: %s" % mine if mine else 0)
-        """)
-        result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-        )
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        np.testing.assert_allclose(
-            np.load(os.path.join(tmp, "out.npy")), expected, atol=1e-5
-        )
+        check_export_without_the_project(self, run, model, (preset,), "keras_hub")
 
     def test_frozen_then_fine_tuned_after_freeze_tower_epochs(self):
         from tests.retrieval.test_keras_hub_towers import clip_preset
